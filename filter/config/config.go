@@ -1,0 +1,285 @@
+// Package config is the contract between the mcpgw controller (which writes
+// the config file), the broker and the in-Envoy router (which read it).
+//
+// The contract is plain data: the types below, Parse/Load and Validate.
+// Readers that want live updates use Watch, which keeps the last good config
+// whenever the file is invalid or half-written.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Version is the only schema version this package understands.
+const Version = "mcpgw/v1"
+
+// Defaults applied by Parse when a field is left empty.
+const (
+	DefaultMaxRequestBodyBytes = 1 << 20 // 1 MiB
+	DefaultMaxSessions         = 100_000
+	DefaultCredentialHeader    = "Authorization"
+)
+
+// Config is the whole watched file.
+type Config struct {
+	// Version must be "mcpgw/v1".
+	Version string `json:"version"`
+	// Gateway holds settings shared by the router and the broker.
+	Gateway Gateway `json:"gateway"`
+	// Servers are the backend MCP servers behind the gateway.
+	Servers []Server `json:"servers"`
+}
+
+// Gateway holds gateway-wide settings.
+type Gateway struct {
+	// SessionKey is the HMAC key the broker signs gateway session ids with and
+	// the router verifies them with. It is given by reference and must resolve
+	// to at least 32 bytes.
+	SessionKey SecretRef `json:"sessionKey"`
+	// MaxRequestBodyBytes bounds the JSON-RPC request body the router reads
+	// (default 1 MiB). Larger bodies get HTTP 413.
+	MaxRequestBodyBytes int `json:"maxRequestBodyBytes,omitempty"`
+	// MaxSessions bounds the number of gateway sessions whose backend sessions
+	// the router remembers (default 100000, least recently used evicted).
+	MaxSessions int `json:"maxSessions,omitempty"`
+}
+
+// Server is one backend MCP server.
+type Server struct {
+	// Name is unique, conventionally "namespace/name".
+	Name string `json:"name"`
+	// URL is the backend's Streamable HTTP MCP endpoint, e.g.
+	// "http://weather.default.svc:8080/mcp".
+	URL string `json:"url"`
+	// Hostname is the :authority the router sets on calls routed to this
+	// server, so that Envoy's route table (e.g. an HTTPRoute) picks its backend.
+	Hostname string `json:"hostname"`
+	// Prefix is prepended to the server's tool and prompt names in the
+	// aggregated lists. It may be empty for at most one server.
+	Prefix string `json:"prefix"`
+	// Credential, if set, is sent to the backend on every request.
+	Credential *Credential `json:"credential,omitempty"`
+}
+
+// Credential is a header value given by reference, never inline, so that the
+// config file can be logged and stored without leaking secrets.
+type Credential struct {
+	// Header is the request header to set (default "Authorization").
+	Header string `json:"header,omitempty"`
+	SecretRef
+}
+
+// SecretRef points at a secret value: exactly one of Env or File.
+type SecretRef struct {
+	// Env names an environment variable of the reading process.
+	Env string `json:"env,omitempty"`
+	// File is a path whose content (trailing newline trimmed) is the value.
+	File string `json:"file,omitempty"`
+}
+
+// Resolve returns the referenced value. Errors never contain the value.
+func (r SecretRef) Resolve() (string, error) {
+	switch {
+	case r.Env != "" && r.File != "":
+		return "", errors.New("set only one of env and file")
+	case r.Env != "":
+		v, ok := os.LookupEnv(r.Env)
+		if !ok || v == "" {
+			return "", fmt.Errorf("environment variable %q is not set", r.Env)
+		}
+		return v, nil
+	case r.File != "":
+		b, err := os.ReadFile(r.File)
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("secret file %q is empty", r.File)
+		}
+		return v, nil
+	default:
+		return "", errors.New("set one of env and file")
+	}
+}
+
+// HeaderName returns the header the credential is sent in.
+func (c *Credential) HeaderName() string {
+	if c.Header == "" {
+		return DefaultCredentialHeader
+	}
+	return c.Header
+}
+
+// Load reads, parses and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML or JSON, rejects unknown fields, applies defaults and
+// validates the result.
+func Parse(data []byte) (*Config, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("config is empty")
+	}
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("decode config: %w", err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Gateway.MaxRequestBodyBytes == 0 {
+		c.Gateway.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
+	}
+	if c.Gateway.MaxSessions == 0 {
+		c.Gateway.MaxSessions = DefaultMaxSessions
+	}
+}
+
+// prefixPattern keeps prefixes to characters valid in MCP tool names, so a
+// prefixed name is still a valid name.
+var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]*$`)
+
+// hostnamePattern accepts a DNS name with an optional port.
+var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$`)
+
+// Validate reports every problem in the config at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Version != Version {
+		errs = append(errs, fmt.Errorf("version: got %q, want %q", c.Version, Version))
+	}
+	if err := c.Gateway.SessionKey.validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway.sessionKey: %w", err))
+	}
+	if c.Gateway.MaxRequestBodyBytes < 0 {
+		errs = append(errs, errors.New("gateway.maxRequestBodyBytes: must not be negative"))
+	}
+	if c.Gateway.MaxSessions < 0 {
+		errs = append(errs, errors.New("gateway.maxSessions: must not be negative"))
+	}
+	names := map[string]int{}
+	prefixes := map[string]int{}
+	for i := range c.Servers {
+		errs = append(errs, c.Servers[i].validate(i, names, prefixes)...)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) validate(i int, names, prefixes map[string]int) []error {
+	var errs []error
+	at := fmt.Sprintf("servers[%d]", i)
+	if s.Name == "" {
+		errs = append(errs, fmt.Errorf("%s.name: required", at))
+	} else if j, dup := names[s.Name]; dup {
+		errs = append(errs, fmt.Errorf("%s.name: %q already used by servers[%d]", at, s.Name, j))
+	} else {
+		names[s.Name] = i
+	}
+	if err := validateURL(s.URL); err != nil {
+		errs = append(errs, fmt.Errorf("%s.url: %w", at, err))
+	}
+	if !hostnamePattern.MatchString(s.Hostname) {
+		errs = append(errs, fmt.Errorf("%s.hostname: %q is not a valid host name", at, s.Hostname))
+	}
+	if !prefixPattern.MatchString(s.Prefix) {
+		errs = append(errs, fmt.Errorf("%s.prefix: %q may only contain letters, digits, '_', '-' and '.'", at, s.Prefix))
+	} else if j, dup := prefixes[s.Prefix]; dup {
+		errs = append(errs, fmt.Errorf("%s.prefix: %q already used by servers[%d]", at, s.Prefix, j))
+	} else {
+		prefixes[s.Prefix] = i
+	}
+	if s.Credential != nil {
+		if err := s.Credential.SecretRef.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s.credential: %w", at, err))
+		}
+		if strings.ContainsAny(s.Credential.Header, " :\r\n") {
+			errs = append(errs, fmt.Errorf("%s.credential.header: %q is not a valid header name", at, s.Credential.Header))
+		}
+	}
+	return errs
+}
+
+// validate checks the shape of the reference; resolving it is left to the
+// reader, whose environment and mounts may differ from the writer's.
+func (r SecretRef) validate() error {
+	if (r.Env == "") == (r.File == "") {
+		return errors.New("set exactly one of env and file")
+	}
+	return nil
+}
+
+func validateURL(raw string) error {
+	if raw == "" {
+		return errors.New("required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: scheme must be http or https", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q: host required", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q: credentials in the URL are not allowed; use credential", u.Redacted())
+	}
+	return nil
+}
+
+// Path returns the URL path of the server's endpoint ("/" if empty), with
+// its query if any: the :path the router sets on routed calls.
+func (s *Server) Path() string {
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return "/"
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	if u.RawQuery != "" {
+		p += "?" + u.RawQuery
+	}
+	return p
+}
+
+// HostPort returns the host:port of the server's URL, with the scheme's
+// default port filled in.
+func (s *Server) HostPort() string {
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return u.Host + ":443"
+	}
+	return u.Host + ":80"
+}

@@ -1,0 +1,87 @@
+package router
+
+import (
+	"strconv"
+)
+
+// JSON-RPC error codes (JSON-RPC 2.0 and MCP).
+const (
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeMethodNotFound = -32601
+	CodeInvalidParams  = -32602
+	CodeInternalError  = -32603
+)
+
+// Rejection classifies every way the router refuses a request. Each has one
+// HTTP status, one JSON-RPC code and one message, so adapters, logs and
+// metrics agree.
+type Rejection uint8
+
+const (
+	RejectNone Rejection = iota
+	RejectParse              // body is not JSON
+	RejectNotJSONRPC         // JSON, but not a JSON-RPC 2.0 message
+	RejectBatch              // a batch where the protocol version forbids it
+	RejectTooLarge           // body above gateway.maxRequestBodyBytes
+	RejectContentType        // POST body that is not application/json
+	RejectMissingName        // tools/call or prompts/get without params.name
+	RejectUnknownTool        // no server owns the name's prefix
+	RejectMissingSession     // routed call without mcp-session-id
+	RejectUnknownSession     // mcp-session-id not minted by our broker
+	RejectBackendUnavailable // backend session could not be initialized
+	RejectBackendSessionLost // backend answered 404 for its session
+	RejectNotReady           // no config loaded yet
+	numRejections
+)
+
+type rejectionInfo struct {
+	name    string
+	status  int
+	code    int
+	message string
+}
+
+var rejections = [numRejections]rejectionInfo{
+	RejectNone:               {"none", 200, 0, ""},
+	RejectParse:              {"parse_error", 400, CodeParseError, "Parse error: body is not valid JSON"},
+	RejectNotJSONRPC:         {"invalid_request", 400, CodeInvalidRequest, "Invalid Request: not a JSON-RPC 2.0 message"},
+	RejectBatch:              {"batch_not_allowed", 400, CodeInvalidRequest, "Invalid Request: JSON-RPC batches are not allowed in this protocol version"},
+	RejectTooLarge:           {"body_too_large", 413, CodeInvalidRequest, "Invalid Request: body too large"},
+	RejectContentType:        {"unsupported_content_type", 415, CodeInvalidRequest, "Invalid Request: Content-Type must be application/json"},
+	RejectMissingName:        {"missing_name", 200, CodeInvalidParams, "Invalid params: params.name is required"},
+	RejectUnknownTool:        {"unknown_tool", 200, CodeInvalidParams, "Invalid params: unknown tool or prompt"},
+	RejectMissingSession:     {"missing_session", 400, CodeInvalidRequest, "Bad Request: Mcp-Session-Id header is required"},
+	RejectUnknownSession:     {"unknown_session", 404, CodeInvalidRequest, "Session not found"},
+	RejectBackendUnavailable: {"backend_unavailable", 200, CodeInternalError, "Backend MCP server unavailable"},
+	RejectBackendSessionLost: {"backend_session_lost", 200, CodeInternalError, "Backend MCP server lost its session; it will be re-initialized on the next call, please retry"},
+	RejectNotReady:           {"not_ready", 503, CodeInternalError, "Gateway not ready: no configuration loaded"},
+}
+
+// String returns the rejection's stable metric/log name.
+func (r Rejection) String() string { return rejections[r].name }
+
+// Status returns the HTTP status for the rejection.
+func (r Rejection) Status() int { return rejections[r].status }
+
+// Code returns the JSON-RPC error code for the rejection.
+func (r Rejection) Code() int { return rejections[r].code }
+
+// Message returns the client-facing message.
+func (r Rejection) Message() string { return rejections[r].message }
+
+// appendErrorBody appends a JSON-RPC error response to dst. rawID is the
+// request's id as raw JSON; empty means null (the id is unknown).
+func appendErrorBody(dst []byte, r Rejection, rawID []byte) []byte {
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	if len(rawID) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, rawID...)
+	}
+	dst = append(dst, `,"error":{"code":`...)
+	dst = strconv.AppendInt(dst, int64(r.Code()), 10)
+	dst = append(dst, `,"message":`...)
+	dst = strconv.AppendQuote(dst, r.Message())
+	return append(dst, "}}"...)
+}

@@ -1,0 +1,142 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// DefaultProtocolVersion is offered to backends when the client did not say
+// which version it speaks.
+const DefaultProtocolVersion = "2025-06-18"
+
+// initializer opens backend sessions on a client's behalf: initialize, then
+// notifications/initialized, straight to the server's URL. It runs on a
+// goroutine of the adapter's, never on an Envoy worker thread.
+type initializer struct {
+	client *http.Client
+	log    *slog.Logger
+}
+
+const maxInitResponse = 1 << 20
+
+// open initializes a session with srv and returns its id ("" when the server
+// is stateless and assigns none).
+func (in *initializer) open(ctx context.Context, srv *Server, protocolVersion string) (string, error) {
+	if protocolVersion == "" {
+		protocolVersion = DefaultProtocolVersion
+	}
+	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + protocolVersion +
+		`","capabilities":{},"clientInfo":{"name":"mcpgw-router","version":"0.1.0"}}}`
+	resp, err := in.post(ctx, srv, body, "", "")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("initialize: HTTP %d", resp.StatusCode)
+	}
+	msg, err := readResponse(resp, "1")
+	if err != nil {
+		return "", fmt.Errorf("initialize: %w", err)
+	}
+	if e := gjson.GetBytes(msg, "error"); e.Exists() {
+		return "", fmt.Errorf("initialize: backend error %s", e.Raw)
+	}
+	negotiated := gjson.GetBytes(msg, "result.protocolVersion").String()
+	if negotiated == "" {
+		return "", errors.New("initialize: result has no protocolVersion")
+	}
+	sid := resp.Header.Get(config.HeaderSessionID)
+	note, err := in.post(ctx, srv, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid, negotiated)
+	if err != nil {
+		return "", fmt.Errorf("notifications/initialized: %w", err)
+	}
+	io.Copy(io.Discard, io.LimitReader(note.Body, maxInitResponse))
+	note.Body.Close()
+	if note.StatusCode/100 != 2 {
+		return "", fmt.Errorf("notifications/initialized: HTTP %d", note.StatusCode)
+	}
+	in.log.Debug("backend session opened", "server", srv.Name, "protocolVersion", negotiated)
+	return sid, nil
+}
+
+func (in *initializer) post(ctx context.Context, srv *Server, body, sid, version string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if sid != "" {
+		req.Header.Set(config.HeaderSessionID, sid)
+	}
+	if version != "" {
+		req.Header.Set(config.HeaderProtocolVersion, version)
+	}
+	if srv.CredentialHeader != "" {
+		req.Header.Set(srv.CredentialHeader, srv.CredentialValue)
+	}
+	return in.client.Do(req)
+}
+
+// readResponse returns the JSON-RPC response with the given raw id from a
+// JSON or SSE body.
+func readResponse(resp *http.Response, rawID string) ([]byte, error) {
+	body := io.LimitReader(resp.Body, maxInitResponse)
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return nil, err
+		}
+		if !gjson.ValidBytes(b) {
+			return nil, errors.New("response is not JSON")
+		}
+		return b, nil
+	}
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxInitResponse)
+	for sc.Scan() {
+		data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data:"))
+		if !ok {
+			continue
+		}
+		data = bytes.TrimSpace(data)
+		if gjson.GetBytes(data, "id").Raw == rawID {
+			return bytes.Clone(data), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("event stream ended without a response")
+}
+
+// close ends a backend session (best effort: backends expire sessions
+// anyway).
+func (in *initializer) close(ctx context.Context, srv *Server, sid string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, srv.URL, nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set(config.HeaderSessionID, sid)
+	if srv.CredentialHeader != "" {
+		req.Header.Set(srv.CredentialHeader, srv.CredentialValue)
+	}
+	resp, err := in.client.Do(req)
+	if err != nil {
+		in.log.Debug("backend session close failed", "server", srv.Name, "error", err)
+		return
+	}
+	resp.Body.Close()
+}

@@ -1,0 +1,43 @@
+package router
+
+import (
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// ResponseAction tells the adapter what to do with response headers.
+type ResponseAction uint8
+
+const (
+	// ResponseContinue: apply ApplyResponse and let the response through.
+	ResponseContinue ResponseAction = iota
+	// ResponseReply: replace the response with Stream.Reply().
+	ResponseReply
+)
+
+// ResponseHeaders watches the response to a routed call. fromUpstream must
+// be true only when the backend itself produced the status (not Envoy).
+//
+// A backend 404 means the backend forgot our session (it restarted, or
+// expired it). The router forgets it too, so the next call opens a new one,
+// and answers this call with a retryable JSON-RPC error instead of the 404:
+// passed through, a 404 would tell the client its gateway session is gone.
+func (s *Stream) ResponseHeaders(status int, fromUpstream bool) ResponseAction {
+	if !s.routed || status != 404 || !fromUpstream {
+		return ResponseContinue
+	}
+	if s.r.sessions.Invalidate(s.gateway, s.server.Name, s.backend) {
+		s.r.Metrics.SessionsLost.Add(1)
+		s.r.log.Info("backend session lost; invalidated", "server", s.server.Name)
+	}
+	s.rejection = RejectBackendSessionLost
+	s.r.Metrics.Rejected[RejectBackendSessionLost].Add(1)
+	return ResponseReply
+}
+
+// ApplyResponse rewrites response headers of a routed call: the client must
+// only ever see its gateway session id, never a backend's.
+func (s *Stream) ApplyResponse(h HeaderWriter) {
+	if s.routed && s.gateway != "" {
+		h.Set(config.HeaderSessionID, s.gateway)
+	}
+}

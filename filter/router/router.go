@@ -1,0 +1,163 @@
+// Package router is mcpgw's host-agnostic request router: the logic that runs
+// inside Envoy, with no cgo and no Envoy imports.
+//
+// An adapter (the dynamic module or the golang filter) creates one Stream per
+// HTTP request, feeds it what Envoy saw and applies the Decision it returns:
+// headers to set, a body to replace, or a local JSON-RPC reply. Decisions
+// are plain values, so the whole router is tested with `go test`.
+package router
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/filter/sessionid"
+)
+
+// Options configure a Router. The zero value is usable.
+type Options struct {
+	// Logger receives rejections and session events; nil discards.
+	Logger *slog.Logger
+	// HTTPClient initializes backend sessions (default: a client with a 10s
+	// timeout). Requests go straight to each server's URL.
+	HTTPClient *http.Client
+}
+
+// Router routes MCP requests. It is safe for concurrent use; Apply swaps the
+// configuration atomically while requests are in flight.
+type Router struct {
+	log      *slog.Logger
+	table    atomic.Pointer[table]
+	sessions *Sessions
+	init     *initializer
+	Metrics  Metrics
+}
+
+// New returns a Router with no configuration; until Apply is called every
+// request gets RejectNotReady.
+func New(opts Options) *Router {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions)}
+	r.init = &initializer{client: client, log: log}
+	return r
+}
+
+// Apply compiles c and makes it the active configuration. Credentials and
+// the session key are resolved here, once, not per request. On error the
+// previous configuration stays active.
+func (r *Router) Apply(c *config.Config) error {
+	t, err := compile(c)
+	if err != nil {
+		return err
+	}
+	r.sessions.resize(c.Gateway.MaxSessions)
+	// Backend sessions of removed or moved servers are not purged here: a
+	// stale one answers 404 and is then invalidated like any lost session.
+	r.table.Store(t)
+	r.log.Info("router config applied", "servers", len(t.servers))
+	return nil
+}
+
+// Sessions exposes the backend-session store (for metrics and tests).
+func (r *Router) Sessions() *Sessions { return r.sessions }
+
+// Server is a compiled config.Server.
+type Server struct {
+	Name         string
+	Hostname     string
+	Path         string
+	UpstreamHost string
+	URL          string
+	Prefix       string
+	// CredentialHeader/CredentialValue are empty when the server has none.
+	CredentialHeader string
+	CredentialValue  string
+}
+
+// table is an immutable compiled configuration.
+type table struct {
+	servers    []*Server
+	byName     map[string]*Server
+	byPrefix   map[string]*Server
+	prefixLens []int // distinct prefix lengths, longest first
+	codec      *sessionid.Codec
+	maxBody    int
+}
+
+func compile(c *config.Config) (*table, error) {
+	key, err := c.Gateway.SessionKey.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("gateway.sessionKey: %w", err)
+	}
+	codec, err := sessionid.New([]byte(key))
+	if err != nil {
+		return nil, fmt.Errorf("gateway.sessionKey: %w", err)
+	}
+	t := &table{
+		byName:   make(map[string]*Server, len(c.Servers)),
+		byPrefix: make(map[string]*Server, len(c.Servers)),
+		codec:    codec,
+		maxBody:  c.Gateway.MaxRequestBodyBytes,
+	}
+	lens := map[int]bool{}
+	for i := range c.Servers {
+		cs := &c.Servers[i]
+		s := &Server{
+			Name: cs.Name, Hostname: cs.Hostname, Path: cs.Path(),
+			UpstreamHost: cs.HostPort(), URL: cs.URL, Prefix: cs.Prefix,
+		}
+		if cs.Credential != nil {
+			v, err := cs.Credential.Resolve()
+			if err != nil {
+				return nil, fmt.Errorf("servers[%d].credential: %w", i, err)
+			}
+			s.CredentialHeader, s.CredentialValue = cs.Credential.HeaderName(), v
+		}
+		t.servers = append(t.servers, s)
+		t.byName[s.Name] = s
+		t.byPrefix[s.Prefix] = s
+		lens[len(s.Prefix)] = true
+	}
+	for l := range lens {
+		t.prefixLens = append(t.prefixLens, l)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(t.prefixLens)))
+	return t, nil
+}
+
+// lookup finds the server owning name by its longest matching prefix and
+// returns the name without that prefix. It does not allocate.
+func (t *table) lookup(name string) (*Server, string) {
+	for _, l := range t.prefixLens {
+		if l > len(name) || (l == len(name) && l > 0) {
+			continue // an empty remainder is not a tool name
+		}
+		if s, ok := t.byPrefix[name[:l]]; ok {
+			return s, name[l:]
+		}
+	}
+	return nil, ""
+}
+
+// Metrics count router outcomes. Adapters export them to the host.
+type Metrics struct {
+	Requests        atomic.Int64 // POST bodies decided
+	Routed          atomic.Int64 // calls routed to a backend
+	Forwarded       atomic.Int64 // requests left to the broker
+	SessionInits    atomic.Int64 // backend sessions initialized
+	SessionInitFail atomic.Int64 // backend session initializations that failed
+	SessionsLost    atomic.Int64 // backend 404s that invalidated a session
+	Rejected        [numRejections]atomic.Int64
+}

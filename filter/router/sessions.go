@@ -1,0 +1,150 @@
+package router
+
+import (
+	"strings"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Sessions maps (gateway session, server) to the backend session the router
+// opened on the client's behalf. It is bounded: the least recently used
+// gateway sessions are forgotten first, and a forgotten backend session is
+// simply initialized again on the next call.
+type Sessions struct {
+	cache *lru.Cache[string, *gatewaySession]
+
+	mu       sync.Mutex
+	inflight map[string]*pendingInit // key: gateway + "\x00" + server
+}
+
+// gatewaySession holds the backend sessions of one gateway session. Few
+// servers per client are typical, so a slice beats a map in time and memory.
+type gatewaySession struct {
+	mu       sync.Mutex
+	backends []backendSession
+}
+
+type backendSession struct {
+	server string // Server.Name; shares the table's string
+	id     string
+}
+
+type pendingInit struct {
+	done chan struct{}
+	id   string
+	err  error
+}
+
+func newSessions(size int) *Sessions {
+	c, _ := lru.New[string, *gatewaySession](size) // only errors on size <= 0
+	return &Sessions{cache: c, inflight: map[string]*pendingInit{}}
+}
+
+func (s *Sessions) resize(size int) {
+	if size > 0 {
+		s.cache.Resize(size)
+	}
+}
+
+// Len returns the number of gateway sessions held.
+func (s *Sessions) Len() int { return s.cache.Len() }
+
+// Get returns the backend session of gateway for server. It does not
+// allocate, so gateway may alias host memory.
+func (s *Sessions) Get(gateway, server string) (string, bool) {
+	gs, ok := s.cache.Get(gateway)
+	if !ok {
+		return "", false
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	for _, b := range gs.backends {
+		if b.server == server {
+			return b.id, true
+		}
+	}
+	return "", false
+}
+
+// Put records id as gateway's backend session for server.
+func (s *Sessions) Put(gateway, server, id string) {
+	gs, ok := s.cache.Get(gateway)
+	if !ok {
+		gs = &gatewaySession{}
+		// Another Put may race us here; PeekOrAdd keeps whichever came first.
+		if prev, found, _ := s.cache.PeekOrAdd(strings.Clone(gateway), gs); found {
+			gs = prev
+		}
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	for i := range gs.backends {
+		if gs.backends[i].server == server {
+			gs.backends[i].id = id
+			return
+		}
+	}
+	gs.backends = append(gs.backends, backendSession{server: server, id: id})
+}
+
+// Invalidate forgets gateway's backend session for server if it is still
+// id (a newer session opened meanwhile is kept). It reports whether an
+// entry was removed.
+func (s *Sessions) Invalidate(gateway, server, id string) bool {
+	gs, ok := s.cache.Peek(gateway)
+	if !ok {
+		return false
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	for i, b := range gs.backends {
+		if b.server == server && b.id == id {
+			gs.backends = append(gs.backends[:i], gs.backends[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// Drop forgets all backend sessions of gateway (the client ended it) and
+// returns them, so the caller can end them on the backends.
+func (s *Sessions) Drop(gateway string) []backendSession {
+	gs, ok := s.cache.Peek(gateway)
+	if !ok {
+		return nil
+	}
+	s.cache.Remove(gateway)
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	return gs.backends
+}
+
+// ensure returns gateway's backend session for server, running open at most
+// once at a time per (gateway, server) when there is none: concurrent first
+// calls share one backend session instead of each opening their own.
+func (s *Sessions) ensure(gateway, server string, open func() (string, error)) (string, error) {
+	if id, ok := s.Get(gateway, server); ok {
+		return id, nil
+	}
+	key := gateway + "\x00" + server
+	s.mu.Lock()
+	if p, ok := s.inflight[key]; ok {
+		s.mu.Unlock()
+		<-p.done
+		return p.id, p.err
+	}
+	p := &pendingInit{done: make(chan struct{})}
+	s.inflight[key] = p
+	s.mu.Unlock()
+
+	p.id, p.err = open()
+	if p.err == nil {
+		s.Put(gateway, server, p.id)
+	}
+	s.mu.Lock()
+	delete(s.inflight, key)
+	s.mu.Unlock()
+	close(p.done)
+	return p.id, p.err
+}

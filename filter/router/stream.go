@@ -1,0 +1,382 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// RequestHeaders is what the router needs from the request headers. Strings
+// may alias host memory that is valid only during the call.
+type RequestHeaders struct {
+	Method          string // :method
+	ContentType     string
+	ContentLength   int64 // -1 when absent
+	SessionID       string
+	ProtocolVersion string
+	// EndOfStream is true when the request has no body.
+	EndOfStream bool
+}
+
+// HeadersAction tells the adapter what to do after the request headers.
+type HeadersAction uint8
+
+const (
+	// HeadersContinue: let the request through unchanged (it goes to the
+	// broker); internal headers must still have been removed.
+	HeadersContinue HeadersAction = iota
+	// HeadersBuffer: buffer the whole body, then call Stream.RequestBody.
+	HeadersBuffer
+	// HeadersReply: send Stream.Reply() instead of forwarding.
+	HeadersReply
+)
+
+// Action tells the adapter what to do with a complete request.
+type Action uint8
+
+const (
+	// Forward: apply headers (ApplyRequest) and let the request go to the
+	// broker.
+	Forward Action = iota
+	// Route: apply headers and the new body, clear the route cache so Envoy
+	// re-picks the route, and continue.
+	Route
+	// Reply: send Stream.Reply() and stop.
+	Reply
+	// OpenSession: a backend session must be opened first. Call
+	// Stream.OpenSession on a goroutine (it does network I/O), then come back
+	// to the host's thread and act on its result.
+	OpenSession
+)
+
+// HeaderWriter is the adapter's view of a mutable header map.
+type HeaderWriter interface {
+	Set(name, value string)
+	Remove(name string)
+}
+
+// maxIDLen bounds the JSON-RPC id kept for error replies; longer ids are
+// kept on the heap.
+const maxIDLen = 64
+
+// Stream is the router's state for one HTTP request/response exchange.
+// Adapters embed it in their per-stream object; the zero value is not
+// usable, start with Router.NewStream or Stream.Init.
+type Stream struct {
+	r         *Router
+	t         *table
+	rejection Rejection
+	action    Action
+	routed    bool
+
+	gateway         string // client's gateway session (owned copy)
+	protocolVersion string // owned copy
+	method          string // JSON-RPC method; owned or a constant
+	server          *Server
+	toolName        string // unprefixed name; owned after OpenSession
+	backend         string // backend session id in use
+
+	idBuf [maxIDLen]byte
+	id    []byte // raw JSON id: aliases idBuf or heap
+
+	body *[]byte // rewritten body from bodyPool; nil when unchanged
+}
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// NewStream starts a Stream for one request.
+func (r *Router) NewStream() *Stream {
+	s := &Stream{}
+	s.Init(r)
+	return s
+}
+
+// Init prepares an embedded Stream for a new request.
+func (s *Stream) Init(r *Router) {
+	*s = Stream{r: r, t: r.table.Load()}
+}
+
+// Release returns pooled memory. The Stream must not be used afterwards.
+func (s *Stream) Release() {
+	if s.body != nil {
+		*s.body = (*s.body)[:0]
+		bodyPool.Put(s.body)
+		s.body = nil
+	}
+}
+
+// RequestHeaders decides what to do once the request headers are known.
+// The adapter must already have removed config.InternalHeaders.
+func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
+	if s.t == nil {
+		return s.reject(RejectNotReady)
+	}
+	s.protocolVersion = strings.Clone(h.ProtocolVersion)
+	if h.SessionID != "" {
+		s.gateway = strings.Clone(h.SessionID)
+	}
+	switch {
+	case h.Method == "DELETE" && s.gateway != "" && s.t.codec.Valid(s.gateway):
+		s.endSessions()
+		return HeadersContinue
+	case h.Method != "POST" || h.EndOfStream:
+		return HeadersContinue // GET streams, DELETE, ...: the broker's
+	case h.ContentLength > int64(s.t.maxBody):
+		return s.reject(RejectTooLarge)
+	case h.ContentType != "" && !isJSON(h.ContentType):
+		return s.reject(RejectContentType)
+	}
+	return HeadersBuffer
+}
+
+func isJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
+// endSessions forgets the gateway session's backend sessions and ends them
+// on the backends in the background; the broker ends the gateway session.
+func (s *Stream) endSessions() {
+	dropped := s.r.sessions.Drop(s.gateway)
+	if len(dropped) == 0 {
+		return
+	}
+	t := s.t
+	go func() {
+		for _, b := range dropped {
+			if srv := t.byName[b.server]; srv != nil && b.id != "" {
+				s.r.init.close(context.Background(), srv, b.id)
+			}
+		}
+	}()
+}
+
+// RequestBody decides what to do with the complete request body, which may
+// alias host memory valid only during this call (and ApplyRequest, when
+// called in the same host callback).
+func (s *Stream) RequestBody(body []byte) Action {
+	s.r.Metrics.Requests.Add(1)
+	if len(body) > s.t.maxBody {
+		return s.rejectBody(RejectTooLarge)
+	}
+	if !gjson.ValidBytes(body) {
+		return s.rejectBody(RejectParse)
+	}
+	json := unsafe.String(unsafe.SliceData(body), len(body)) // zero-copy view for gjson
+	root := gjson.Parse(json)
+	if root.IsArray() {
+		if !batchAllowed(s.protocolVersion) {
+			return s.rejectBody(RejectBatch)
+		}
+		return s.forward("")
+	}
+	if !root.IsObject() || root.Get("jsonrpc").Str != "2.0" {
+		return s.rejectBody(RejectNotJSONRPC)
+	}
+	id := root.Get("id")
+	if id.Exists() && id.Type != gjson.String && id.Type != gjson.Number && id.Type != gjson.Null {
+		return s.rejectBody(RejectNotJSONRPC)
+	}
+	s.keepID(id.Raw)
+	method := root.Get("method")
+	if !method.Exists() {
+		// A response to a server-to-client request: the broker's.
+		return s.forward("")
+	}
+	if method.Type != gjson.String {
+		return s.rejectBody(RejectNotJSONRPC)
+	}
+	switch method.Str {
+	case "tools/call":
+		return s.route("tools/call", json, id)
+	case "prompts/get":
+		return s.route("prompts/get", json, id)
+	}
+	return s.forward(method.Str)
+}
+
+func batchAllowed(version string) bool {
+	return version == "" || version == "2025-03-26"
+}
+
+func (s *Stream) keepID(raw string) {
+	if len(raw) <= maxIDLen {
+		s.id = append(s.idBuf[:0], raw...)
+	} else {
+		s.id = []byte(raw)
+	}
+}
+
+func (s *Stream) forward(method string) Action {
+	s.method = method
+	s.action = Forward
+	s.r.Metrics.Forwarded.Add(1)
+	return Forward
+}
+
+// route decides a tools/call or prompts/get: find the owner by prefix,
+// strip the prefix in the body, and find or open the backend session.
+func (s *Stream) route(method, json string, id gjson.Result) Action {
+	s.method = method
+	if !id.Exists() {
+		return s.rejectBody(RejectNotJSONRPC) // a call must be a request
+	}
+	name := gjson.Get(json, "params.name")
+	if name.Type != gjson.String || name.Str == "" {
+		return s.rejectBody(RejectMissingName)
+	}
+	srv, bare := s.t.lookup(name.Str)
+	if srv == nil {
+		return s.rejectBody(RejectUnknownTool)
+	}
+	if s.gateway == "" {
+		return s.rejectBody(RejectMissingSession)
+	}
+	if !s.t.codec.Valid(s.gateway) {
+		return s.rejectBody(RejectUnknownSession)
+	}
+	s.server, s.toolName = srv, bare
+	if srv.Prefix != "" {
+		s.stripPrefix(json, name, bare)
+	}
+	s.routed = true
+	if backend, ok := s.r.sessions.Get(s.gateway, srv.Name); ok {
+		s.backend = backend
+		return s.routeNow()
+	}
+	if s.body == nil {
+		s.toolName = strings.Clone(s.toolName) // the host body goes away
+	}
+	s.action = OpenSession
+	return OpenSession
+}
+
+func (s *Stream) routeNow() Action {
+	s.action = Route
+	s.r.Metrics.Routed.Add(1)
+	return Route
+}
+
+// stripPrefix writes the body with params.name replaced by bare, touching
+// no other byte, into a pooled buffer; toolName then points into it.
+func (s *Stream) stripPrefix(json string, name gjson.Result, bare string) {
+	bp := bodyPool.Get().(*[]byte)
+	b := append((*bp)[:0], json[:name.Index]...)
+	if strings.IndexByte(name.Raw, '\\') < 0 {
+		// The raw string has no escapes, so the prefix is its first bytes.
+		b = append(b, '"')
+		b = append(b, name.Raw[1+len(name.Str)-len(bare):]...)
+	} else {
+		enc, _ := jsonMarshalString(bare)
+		b = append(b, enc...)
+	}
+	nameStart := name.Index + 1
+	b = append(b, json[name.Index+len(name.Raw):]...)
+	*bp = b
+	s.body = bp
+	if strings.IndexByte(name.Raw, '\\') < 0 {
+		s.toolName = unsafe.String(&b[nameStart], len(bare))
+	}
+}
+
+func jsonMarshalString(v string) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// OpenSession opens the backend session an OpenSession action asked for.
+// It blocks on network I/O: call it on a goroutine, never on a host worker
+// thread. It returns Route or Reply; concurrent first calls of one client to
+// one server share a single backend session.
+func (s *Stream) OpenSession(ctx context.Context) Action {
+	srv := s.server
+	id, err := s.r.sessions.ensure(s.gateway, srv.Name, func() (string, error) {
+		id, err := s.r.init.open(ctx, srv, s.protocolVersion)
+		if err != nil {
+			s.r.Metrics.SessionInitFail.Add(1)
+			return "", err
+		}
+		s.r.Metrics.SessionInits.Add(1)
+		return id, nil
+	})
+	if err != nil {
+		s.r.log.Warn("backend session init failed", "server", srv.Name, "error", err)
+		return s.rejectBody(RejectBackendUnavailable)
+	}
+	s.backend = id
+	return s.routeNow()
+}
+
+// ApplyRequest writes the decided request headers: for Route the routing
+// headers, backend session, credential and content-length; for Forward only
+// x-mcp-method.
+func (s *Stream) ApplyRequest(h HeaderWriter) {
+	if s.method != "" {
+		h.Set(config.HeaderMethod, s.method)
+	}
+	if s.action != Route {
+		return
+	}
+	srv := s.server
+	h.Set(":authority", srv.Hostname)
+	h.Set(":path", srv.Path)
+	h.Set(config.HeaderServerName, srv.Name)
+	h.Set(config.HeaderToolName, s.toolName)
+	h.Set(config.HeaderUpstreamHost, srv.UpstreamHost)
+	if s.backend != "" {
+		h.Set(config.HeaderSessionID, s.backend)
+	} else {
+		h.Remove(config.HeaderSessionID)
+	}
+	if srv.CredentialHeader != "" {
+		h.Set(srv.CredentialHeader, srv.CredentialValue)
+	}
+	if s.body != nil {
+		h.Set("content-length", strconv.Itoa(len(*s.body)))
+	}
+}
+
+// NewBody returns the rewritten request body, or nil when the body is to be
+// left unchanged. It is valid until Release.
+func (s *Stream) NewBody() []byte {
+	if s.body == nil {
+		return nil
+	}
+	return *s.body
+}
+
+// Rejection returns why the request is being refused (RejectNone if not).
+func (s *Stream) Rejection() Rejection { return s.rejection }
+
+// Reply returns the HTTP status and JSON-RPC error body to send for a
+// Reply action. The body is freshly allocated (rejections are off the hot
+// path).
+func (s *Stream) Reply() (status int, body []byte) {
+	return s.rejection.Status(), appendErrorBody(make([]byte, 0, 160), s.rejection, s.id)
+}
+
+func (s *Stream) reject(r Rejection) HeadersAction {
+	s.rejection = r
+	s.action = Reply
+	s.r.Metrics.Rejected[r].Add(1)
+	s.r.log.Info("request rejected", "reason", r.String(), "status", r.Status())
+	return HeadersReply
+}
+
+func (s *Stream) rejectBody(r Rejection) Action {
+	s.reject(r)
+	return Reply
+}
