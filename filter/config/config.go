@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -81,7 +82,8 @@ type Credential struct {
 type SecretRef struct {
 	// Env names an environment variable of the reading process.
 	Env string `json:"env,omitempty"`
-	// File is a path whose content (trailing newline trimmed) is the value.
+	// File is a path whose content (trailing newline trimmed) is the value;
+	// a relative path is relative to the config file's directory.
 	File string `json:"file,omitempty"`
 }
 
@@ -129,7 +131,24 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	c.resolveRelativeFiles(filepath.Dir(path))
 	return c, nil
+}
+
+// resolveRelativeFiles makes relative secret file paths relative to the
+// config file's directory, so a config and its secrets can move together.
+func (c *Config) resolveRelativeFiles(dir string) {
+	abs := func(r *SecretRef) {
+		if r.File != "" && !filepath.IsAbs(r.File) {
+			r.File = filepath.Join(dir, r.File)
+		}
+	}
+	abs(&c.Gateway.SessionKey)
+	for i := range c.Servers {
+		if c.Servers[i].Credential != nil {
+			abs(&c.Servers[i].Credential.SecretRef)
+		}
+	}
 }
 
 // Parse decodes YAML or JSON, rejects unknown fields, applies defaults and

@@ -2,7 +2,7 @@ package config
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -127,7 +127,8 @@ func loadRaw(path string) (*Config, []byte, error) {
 	}
 	c, err := Parse(raw)
 	if err != nil {
-		return nil, raw, errors.Join(errors.New(path), err)
+		return nil, raw, fmt.Errorf("%s: %w", path, err)
 	}
+	c.resolveRelativeFiles(filepath.Dir(path))
 	return c, raw, nil
 }

@@ -19,19 +19,19 @@ const (
 type Rejection uint8
 
 const (
-	RejectNone Rejection = iota
-	RejectParse              // body is not JSON
-	RejectNotJSONRPC         // JSON, but not a JSON-RPC 2.0 message
-	RejectBatch              // a batch where the protocol version forbids it
-	RejectTooLarge           // body above gateway.maxRequestBodyBytes
-	RejectContentType        // POST body that is not application/json
-	RejectMissingName        // tools/call or prompts/get without params.name
-	RejectUnknownTool        // no server owns the name's prefix
-	RejectMissingSession     // routed call without mcp-session-id
-	RejectUnknownSession     // mcp-session-id not minted by our broker
-	RejectBackendUnavailable // backend session could not be initialized
-	RejectBackendSessionLost // backend answered 404 for its session
-	RejectNotReady           // no config loaded yet
+	RejectNone               Rejection = iota
+	RejectParse                        // body is not JSON
+	RejectNotJSONRPC                   // JSON, but not a JSON-RPC 2.0 message
+	RejectBatch                        // a batch where the protocol version forbids it
+	RejectTooLarge                     // body above gateway.maxRequestBodyBytes
+	RejectContentType                  // POST body that is not application/json
+	RejectMissingName                  // tools/call or prompts/get without params.name
+	RejectUnknownTool                  // no server owns the name's prefix
+	RejectMissingSession               // routed call without mcp-session-id
+	RejectUnknownSession               // mcp-session-id not minted by our broker
+	RejectBackendUnavailable           // backend session could not be initialized
+	RejectBackendSessionLost           // backend answered 404 for its session
+	RejectNotReady                     // no config loaded yet
 	numRejections
 )
 

@@ -1,0 +1,186 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// handshakeVersion is the version the Upstream asks for. Asking for the
+// newest session-based version keeps the go-sdk client on the classic
+// initialize handshake instead of probing with server/discover.
+const handshakeVersion = "2025-11-25"
+
+// maxListItems bounds each discovered list, so that a misbehaving backend
+// paginating forever cannot exhaust memory before the timeout.
+const maxListItems = 10_000
+
+// InvalidError reports a backend that answered but cannot be used.
+type InvalidError struct{ Reason string }
+
+func (e *InvalidError) Error() string { return e.Reason }
+
+func invalidf(format string, args ...any) error {
+	return &InvalidError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// connect performs the handshake, validates the backend and discovers its
+// catalog. On error the session, if any, is closed.
+func (u *Upstream) connect(ctx context.Context) (*mcp.ClientSession, Catalog, error) {
+	rt, err := credentialTransport(u.base, u.srv.Credential)
+	if err != nil {
+		return nil, Catalog{}, err
+	}
+	transport := &mcp.StreamableClientTransport{
+		Endpoint: u.srv.URL,
+		// No Client.Timeout: it would cut the long-lived SSE stream that
+		// carries list_changed notifications. Contexts bound each request.
+		HTTPClient: &http.Client{Transport: rt},
+	}
+	hctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
+	defer cancel()
+	seen := new(initCapture)
+	cs, err := u.client.Connect(withCapture(hctx, seen), transport,
+		&mcp.ClientSessionOptions{ProtocolVersion: handshakeVersion})
+	if err != nil {
+		// The go-sdk rejects versions it does not know before we see the
+		// session; the capture tells that case apart from a network error.
+		if res := seen.result; res != nil {
+			if verr := validate(res); verr != nil {
+				return nil, Catalog{}, verr
+			}
+		}
+		return nil, Catalog{}, fmt.Errorf("initialize: %w", err)
+	}
+	if err := validate(cs.InitializeResult()); err != nil {
+		cs.Close()
+		return nil, Catalog{}, err
+	}
+	cat, err := discover(hctx, cs)
+	if err != nil {
+		cs.Close()
+		return nil, Catalog{}, err
+	}
+	return cs, cat, nil
+}
+
+// validate checks the backend's initialize result against what the gateway
+// can serve.
+func validate(res *mcp.InitializeResult) error {
+	if res == nil {
+		return invalidf("no initialize result")
+	}
+	if !slices.Contains(supportedVersions, res.ProtocolVersion) {
+		return invalidf("backend negotiated protocol version %q; the gateway supports %s",
+			res.ProtocolVersion, strings.Join(supportedVersions, ", "))
+	}
+	c := res.Capabilities
+	if c == nil || (c.Tools == nil && c.Prompts == nil && c.Resources == nil) {
+		return invalidf("backend declares none of the tools, prompts and resources capabilities")
+	}
+	return nil
+}
+
+// discover lists everything the backend declared, following pagination.
+func discover(ctx context.Context, cs *mcp.ClientSession) (Catalog, error) {
+	var cat Catalog
+	var err error
+	caps := cs.InitializeResult().Capabilities
+	if caps.Tools != nil {
+		if cat.Tools, err = collect("tools/list", cs.Tools(ctx, nil)); err != nil {
+			return Catalog{}, err
+		}
+	}
+	if caps.Prompts != nil {
+		if cat.Prompts, err = collect("prompts/list", cs.Prompts(ctx, nil)); err != nil {
+			return Catalog{}, err
+		}
+	}
+	if caps.Resources != nil {
+		if cat.Resources, err = collect("resources/list", cs.Resources(ctx, nil)); err != nil {
+			return Catalog{}, err
+		}
+		if cat.ResourceTemplates, err = collect("resources/templates/list", cs.ResourceTemplates(ctx, nil)); err != nil {
+			return Catalog{}, err
+		}
+	}
+	return cat, nil
+}
+
+// collect drains a paginated list. A JSON-RPC error means the backend is up
+// but refuses a list it declared, which makes it invalid.
+func collect[T any](method string, seq iter.Seq2[*T, error]) ([]*T, error) {
+	var out []*T
+	for item, err := range seq {
+		if err != nil {
+			if werr := (*jsonrpc.Error)(nil); errors.As(err, &werr) {
+				return nil, invalidf("%s: %v", method, err)
+			}
+			return nil, fmt.Errorf("%s: %w", method, err)
+		}
+		if len(out) == maxListItems {
+			return nil, invalidf("%s: more than %d items", method, maxListItems)
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// headerTransport sets one header on every request: the backend credential.
+type headerTransport struct {
+	base        http.RoundTripper
+	name, value string
+}
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context()) // a RoundTripper must not modify its request
+	r.Header.Set(t.name, t.value)
+	return t.base.RoundTrip(r)
+}
+
+// credentialTransport wraps base to send the credential, resolved afresh on
+// each connection attempt so that a rotated secret is picked up on
+// reconnect. A credential that cannot be resolved makes the backend invalid.
+func credentialTransport(base http.RoundTripper, c *config.Credential) (http.RoundTripper, error) {
+	if c == nil {
+		return base, nil
+	}
+	v, err := c.Resolve()
+	if err != nil { // Resolve's errors never contain the value
+		return nil, invalidf("credential: %v", err)
+	}
+	return &headerTransport{base: base, name: c.HeaderName(), value: v}, nil
+}
+
+// initCapture records the initialize result as it arrives, before the
+// go-sdk client validates it.
+type initCapture struct{ result *mcp.InitializeResult }
+
+type captureKey struct{}
+
+func withCapture(ctx context.Context, c *initCapture) context.Context {
+	return context.WithValue(ctx, captureKey{}, c)
+}
+
+// captureInitialize is client middleware filling the initCapture found in
+// the context of an initialize request.
+func captureInitialize(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		if c, ok := ctx.Value(captureKey{}).(*initCapture); ok {
+			if ir, ok := res.(*mcp.InitializeResult); ok {
+				c.result = ir
+			}
+		}
+		return res, err
+	}
+}

@@ -1,0 +1,158 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// run connects, watches the session and reconnects until ctx is done.
+func (u *Upstream) run(ctx context.Context) {
+	defer close(u.done)
+	bo := backoff{min: u.opts.BackoffMin, max: u.opts.BackoffMax}
+	for {
+		cs, cat, err := u.connect(ctx)
+		if ctx.Err() != nil {
+			if cs != nil {
+				cs.Close()
+			}
+			return
+		}
+		if err != nil {
+			u.fail(err)
+			if !sleep(ctx, bo.next()) {
+				return
+			}
+			continue
+		}
+		readyAt := time.Now()
+		u.setState(StateReady, cs.InitializeResult().ProtocolVersion, nil)
+		u.publish(cat, cs)
+		err = u.monitor(ctx, cs)
+		u.dropSession()
+		cs.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		// A session that lived long was healthy: start the backoff afresh.
+		// One that died at once must not make us reconnect in a tight loop.
+		if time.Since(readyAt) > bo.max {
+			bo.reset()
+		}
+		u.setState(StateConnecting, "", fmt.Errorf("session lost: %w", err))
+		if !sleep(ctx, bo.next()) {
+			return
+		}
+	}
+}
+
+// fail records a failed connection attempt and withdraws the catalog.
+func (u *Upstream) fail(err error) {
+	st := StateUnreachable
+	if ierr := (*InvalidError)(nil); errors.As(err, &ierr) {
+		st = StateInvalid
+	}
+	u.setState(st, "", err)
+	if had := u.Catalog(); len(had.Tools)+len(had.Prompts)+len(had.Resources)+len(had.ResourceTemplates) > 0 {
+		u.publish(Catalog{}, nil)
+	}
+}
+
+// monitor watches a ready session. It returns why the session is no longer
+// usable, or ctx's error.
+func (u *Upstream) monitor(ctx context.Context, cs *mcp.ClientSession) error {
+	closed := make(chan error, 1)
+	// Wait returns when the connection breaks, e.g. the standalone SSE
+	// stream got a 404 because the backend restarted; run closes cs after
+	// monitor returns, which ends this goroutine in every case.
+	go func() { closed <- cs.Wait() }()
+	ping := time.NewTicker(u.opts.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-closed:
+			if err == nil {
+				err = errors.New("closed by backend")
+			}
+			return err
+		case <-ping.C:
+			if err := u.ping(ctx, cs); err != nil {
+				return err
+			}
+		case <-u.relist:
+			if err := u.refresh(ctx, cs); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (u *Upstream) ping(ctx context.Context, cs *mcp.ClientSession) error {
+	pctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
+	defer cancel()
+	if err := cs.Ping(pctx, nil); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// refresh re-lists after a list_changed notification. A JSON-RPC error keeps
+// the session and the previous catalog; anything else ends the session.
+func (u *Upstream) refresh(ctx context.Context, cs *mcp.ClientSession) error {
+	lctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
+	defer cancel()
+	cat, err := discover(lctx, cs)
+	if err == nil {
+		u.log.Debug("backend lists changed", "tools", len(cat.Tools), "prompts", len(cat.Prompts),
+			"resources", len(cat.Resources), "resourceTemplates", len(cat.ResourceTemplates))
+		u.publish(cat, cs)
+		return nil
+	}
+	if ierr, werr := (*InvalidError)(nil), (*jsonrpc.Error)(nil); errors.As(err, &ierr) || errors.As(err, &werr) {
+		u.log.Warn("re-list failed; keeping the previous lists", "error", err)
+		u.mu.Lock()
+		u.snap.LastError = err.Error()
+		u.mu.Unlock()
+		return nil
+	}
+	return err
+}
+
+// sleep waits d or until ctx is done, reporting whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// backoff yields exponentially growing delays with jitter, so that many
+// brokers reconnecting to one restarted backend do not arrive in lockstep.
+type backoff struct {
+	min, max time.Duration
+	cur      time.Duration
+}
+
+// next returns a delay in [cur/2, cur], cur doubling from min up to max.
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	half := b.cur / 2
+	return half + rand.N(b.cur-half+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }

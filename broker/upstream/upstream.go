@@ -1,0 +1,272 @@
+// Package upstream keeps one MCP client session to one backend server.
+//
+// An Upstream connects over Streamable HTTP, checks that the backend speaks a
+// protocol version the gateway supports and offers tools, prompts or
+// resources, and discovers those lists. It then watches the session: list
+// change notifications trigger a re-list, and a failed ping or a closed
+// session (for instance a 404 for a backend that restarted and forgot it)
+// triggers a reconnect with exponential backoff. Each Upstream runs in its
+// own goroutine, so a slow or dead backend never holds up another.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// State is where an Upstream stands with its backend.
+type State string
+
+const (
+	// StateConnecting is the state before the first handshake, and after a
+	// ready session was lost while the first reconnect is under way.
+	StateConnecting State = "connecting"
+	// StateReady means the session is up and the catalog is current.
+	StateReady State = "ready"
+	// StateInvalid means the backend answered but cannot be used through the
+	// gateway (unsupported protocol version, no usable capability, bad
+	// credential reference...). It is retried at the backoff pace, since the
+	// backend may be fixed without a config change.
+	StateInvalid State = "invalid"
+	// StateUnreachable means the last connection attempt failed.
+	StateUnreachable State = "unreachable"
+)
+
+// supportedVersions are the MCP protocol versions the gateway supports,
+// newest first. The router relies on sessions (Mcp-Session-Id), so the
+// session-less 2026-07-28 protocol is deliberately absent.
+var supportedVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
+
+// SupportedProtocolVersions returns the protocol versions the gateway
+// supports, newest first.
+func SupportedProtocolVersions() []string { return slices.Clone(supportedVersions) }
+
+// Catalog is what a backend offers, with its own (unprefixed) names.
+type Catalog struct {
+	Tools             []*mcp.Tool
+	Prompts           []*mcp.Prompt
+	Resources         []*mcp.Resource
+	ResourceTemplates []*mcp.ResourceTemplate
+}
+
+// Snapshot is a point-in-time view of an Upstream, for status reporting.
+type Snapshot struct {
+	Name              string
+	URL               string
+	State             State
+	ProtocolVersion   string // negotiated; empty unless a handshake succeeded
+	Tools             int
+	Prompts           int
+	Resources         int
+	ResourceTemplates int
+	LastError         string    // empty while ready after a clean connect
+	Since             time.Time // when State last changed
+}
+
+// Options tune an Upstream. The zero value is usable.
+type Options struct {
+	// Logger receives state changes; nil discards. Credentials are never logged.
+	Logger *slog.Logger
+	// Transport is the base HTTP transport (default: a private clone of
+	// http.DefaultTransport, whose idle connections Close releases).
+	Transport http.RoundTripper
+	// PingInterval is how often a ready session is pinged (default 15s).
+	PingInterval time.Duration
+	// RequestTimeout bounds the handshake, each ping and each discovery
+	// (default 10s).
+	RequestTimeout time.Duration
+	// BackoffMin and BackoffMax bound the reconnect delay, which doubles
+	// after each failure (defaults 250ms and 30s).
+	BackoffMin, BackoffMax time.Duration
+	// OnChange, if set, is called with the new catalog each time it changes:
+	// when the backend becomes ready, after a re-list, and with an empty
+	// catalog when the backend is found unreachable or invalid. Calls for one
+	// Upstream are never concurrent; OnChange must not call Close.
+	OnChange func(Catalog)
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 15 * time.Second
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 10 * time.Second
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 250 * time.Millisecond
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = max(30*time.Second, o.BackoffMin)
+	}
+	if o.OnChange == nil {
+		o.OnChange = func(Catalog) {}
+	}
+}
+
+// ErrNotReady is returned by Session when the backend has no usable session.
+var ErrNotReady = errors.New("backend not ready")
+
+// Upstream is the gateway's connection to one backend server.
+type Upstream struct {
+	srv    config.Server
+	opts   Options
+	log    *slog.Logger
+	client *mcp.Client
+	// ownTransport is set when Options.Transport was nil, so Close can drop
+	// the idle connections of the clone it made.
+	ownTransport *http.Transport
+	base         http.RoundTripper
+	relist       chan struct{} // capacity 1: pending list_changed signals coalesce
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	snap    Snapshot
+	catalog Catalog
+	session *mcp.ClientSession // non-nil only while ready
+}
+
+// New returns an Upstream for srv. Call Start to connect.
+func New(srv config.Server, opts Options) *Upstream {
+	opts.setDefaults()
+	u := &Upstream{
+		srv:    srv,
+		opts:   opts,
+		log:    opts.Logger.With("server", srv.Name, "url", srv.URL),
+		relist: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		snap:   Snapshot{Name: srv.Name, URL: srv.URL, State: StateConnecting, Since: time.Now()},
+	}
+	u.base = opts.Transport
+	if u.base == nil {
+		u.ownTransport = http.DefaultTransport.(*http.Transport).Clone()
+		u.base = u.ownTransport
+	}
+	u.client = u.newClient()
+	return u
+}
+
+// Start connects in the background and keeps the session alive until Close.
+func (u *Upstream) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	u.cancel = cancel
+	go u.run(ctx)
+}
+
+// Close stops the Upstream, ends its backend session and waits for its
+// goroutine. It must follow Start.
+func (u *Upstream) Close() {
+	u.cancel()
+	<-u.done
+	if u.ownTransport != nil {
+		u.ownTransport.CloseIdleConnections()
+	}
+}
+
+// Server returns the configuration the Upstream was made with.
+func (u *Upstream) Server() config.Server { return u.srv }
+
+// Snapshot returns the current status.
+func (u *Upstream) Snapshot() Snapshot {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.snap
+}
+
+// Catalog returns the current catalog (empty unless the backend was ready).
+func (u *Upstream) Catalog() Catalog {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.catalog
+}
+
+// Session returns the live session to the backend, for proxying requests,
+// or an error wrapping ErrNotReady.
+func (u *Upstream) Session() (*mcp.ClientSession, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.session == nil {
+		return nil, fmt.Errorf("%w: server %q is %s", ErrNotReady, u.srv.Name, u.snap.State)
+	}
+	return u.session, nil
+}
+
+// newClient makes the go-sdk client used for every connection attempt. Its
+// list_changed handlers only signal the run loop: re-listing from inside a
+// notification handler would hold up the session's reader.
+func (u *Upstream) newClient() *mcp.Client {
+	signal := func() {
+		select {
+		case u.relist <- struct{}{}:
+		default: // a re-list is already pending; it will see this change too
+		}
+	}
+	c := mcp.NewClient(&mcp.Implementation{Name: "mcpgw-broker", Version: "v1"}, &mcp.ClientOptions{
+		Logger:                     u.log,
+		Capabilities:               &mcp.ClientCapabilities{}, // no roots, sampling or elicitation to offer
+		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { signal() },
+		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { signal() },
+		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { signal() },
+	})
+	c.AddSendingMiddleware(captureInitialize)
+	return c
+}
+
+// setState records a state change and logs it.
+func (u *Upstream) setState(st State, version string, err error) {
+	u.mu.Lock()
+	prev := u.snap.State
+	if st != prev {
+		u.snap.Since = time.Now()
+	}
+	u.snap.State = st
+	u.snap.ProtocolVersion = version
+	u.snap.LastError = ""
+	if err != nil {
+		u.snap.LastError = err.Error()
+	}
+	u.mu.Unlock()
+	switch {
+	case st == prev:
+	case err != nil:
+		u.log.Warn("backend "+string(st), "error", err)
+	default:
+		u.log.Info("backend "+string(st), "protocolVersion", version)
+	}
+}
+
+// publish installs a new catalog and session and tells OnChange.
+func (u *Upstream) publish(cat Catalog, cs *mcp.ClientSession) {
+	u.mu.Lock()
+	u.catalog = cat
+	u.session = cs
+	u.snap.Tools = len(cat.Tools)
+	u.snap.Prompts = len(cat.Prompts)
+	u.snap.Resources = len(cat.Resources)
+	u.snap.ResourceTemplates = len(cat.ResourceTemplates)
+	u.mu.Unlock()
+	u.opts.OnChange(cat)
+}
+
+// dropSession forgets the session but keeps the catalog, so that a backend
+// that restarts is not removed from the aggregated lists for the moment it
+// takes to reconnect.
+func (u *Upstream) dropSession() {
+	u.mu.Lock()
+	u.session = nil
+	u.mu.Unlock()
+}
