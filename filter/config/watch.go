@@ -81,9 +81,14 @@ func watchLoop(ctx context.Context, w *fsnotify.Watcher, path string, last []byt
 		defer t.Stop()
 		resync = t.C
 	}
+	var lastBad []byte // the same invalid content is reported once
 	reload := func() {
 		c, raw, err := loadRaw(path)
 		if err != nil {
+			if raw != nil && string(raw) == string(lastBad) {
+				return
+			}
+			lastBad = raw
 			stats.ReloadErrors.Add(1)
 			stats.LastErrorUnix.Store(time.Now().Unix())
 			log.Error("config reload failed; keeping the last good config", "path", path, "error", err)
