@@ -44,7 +44,7 @@ func (u *Upstream) connect(ctx context.Context) (*mcp.ClientSession, Catalog, er
 		Endpoint: u.srv.URL,
 		// No Client.Timeout: it would cut the long-lived SSE stream that
 		// carries list_changed notifications. Contexts bound each request.
-		HTTPClient: &http.Client{Transport: rt},
+		HTTPClient: &http.Client{Transport: &streamObserver{base: rt, opened: u.requestRelist}},
 	}
 	hctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
 	defer cancel()
@@ -145,6 +145,23 @@ func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context()) // a RoundTripper must not modify its request
 	r.Header.Set(t.name, t.value)
 	return t.base.RoundTrip(r)
+}
+
+// streamObserver asks for a re-list each time the standalone SSE stream
+// (the GET that carries list_changed notifications) opens or reopens. A
+// go-sdk server drops the notifications it sends while that stream is not
+// attached, e.g. just after initialize, so the lists may be stale by then.
+type streamObserver struct {
+	base   http.RoundTripper
+	opened func()
+}
+
+func (t *streamObserver) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil && r.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+		t.opened()
+	}
+	return resp, err
 }
 
 // credentialTransport wraps base to send the credential, resolved afresh on

@@ -58,9 +58,7 @@ func (u *Upstream) fail(err error) {
 		st = StateInvalid
 	}
 	u.setState(st, "", err)
-	if had := u.Catalog(); len(had.Tools)+len(had.Prompts)+len(had.Resources)+len(had.ResourceTemplates) > 0 {
-		u.publish(Catalog{}, nil)
-	}
+	u.publish(Catalog{}, nil)
 }
 
 // monitor watches a ready session. It returns why the session is no longer

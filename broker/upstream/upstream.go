@@ -10,7 +10,9 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,9 +91,10 @@ type Options struct {
 	// after each failure (defaults 250ms and 30s).
 	BackoffMin, BackoffMax time.Duration
 	// OnChange, if set, is called with the new catalog each time it changes:
-	// when the backend becomes ready, after a re-list, and with an empty
-	// catalog when the backend is found unreachable or invalid. Calls for one
-	// Upstream are never concurrent; OnChange must not call Close.
+	// when the backend becomes ready, after a re-list that found a change,
+	// and with an empty catalog when the backend is found unreachable or
+	// invalid. Calls for one Upstream are never concurrent; OnChange must
+	// not call Close.
 	OnChange func(Catalog)
 }
 
@@ -134,10 +137,11 @@ type Upstream struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	snap    Snapshot
-	catalog Catalog
-	session *mcp.ClientSession // non-nil only while ready
+	mu         sync.Mutex
+	snap       Snapshot
+	catalog    Catalog
+	catalogSig []byte             // JSON of catalog, to skip no-op updates
+	session    *mcp.ClientSession // non-nil only while ready
 }
 
 // New returns an Upstream for srv. Call Start to connect.
@@ -151,6 +155,7 @@ func New(srv config.Server, opts Options) *Upstream {
 		done:   make(chan struct{}),
 		snap:   Snapshot{Name: srv.Name, URL: srv.URL, State: StateConnecting, Since: time.Now()},
 	}
+	u.catalogSig, _ = json.Marshal(u.catalog) // the empty catalog is not news
 	u.base = opts.Transport
 	if u.base == nil {
 		u.ownTransport = http.DefaultTransport.(*http.Transport).Clone()
@@ -209,12 +214,7 @@ func (u *Upstream) Session() (*mcp.ClientSession, error) {
 // list_changed handlers only signal the run loop: re-listing from inside a
 // notification handler would hold up the session's reader.
 func (u *Upstream) newClient() *mcp.Client {
-	signal := func() {
-		select {
-		case u.relist <- struct{}{}:
-		default: // a re-list is already pending; it will see this change too
-		}
-	}
+	signal := u.requestRelist
 	c := mcp.NewClient(&mcp.Implementation{Name: "mcpgw-broker", Version: "v1"}, &mcp.ClientOptions{
 		Logger:                     u.log,
 		Capabilities:               &mcp.ClientCapabilities{}, // no roots, sampling or elicitation to offer
@@ -224,6 +224,14 @@ func (u *Upstream) newClient() *mcp.Client {
 	})
 	c.AddSendingMiddleware(captureInitialize)
 	return c
+}
+
+// requestRelist makes the run loop re-list, without blocking.
+func (u *Upstream) requestRelist() {
+	select {
+	case u.relist <- struct{}{}:
+	default: // a re-list is already pending; it will see this change too
+	}
 }
 
 // setState records a state change and logs it.
@@ -249,17 +257,26 @@ func (u *Upstream) setState(st State, version string, err error) {
 	}
 }
 
-// publish installs a new catalog and session and tells OnChange.
+// publish installs a session (nil when unusable) and a catalog, and tells
+// OnChange if the catalog differs from the previous one: re-lists are often
+// triggered for nothing (e.g. when the SSE stream reopens).
 func (u *Upstream) publish(cat Catalog, cs *mcp.ClientSession) {
+	sig, err := json.Marshal(cat)
+	if err != nil { // cannot happen with decoded JSON; treat as a change
+		sig = nil
+	}
 	u.mu.Lock()
-	u.catalog = cat
+	changed := sig == nil || !bytes.Equal(sig, u.catalogSig)
+	u.catalog, u.catalogSig = cat, sig
 	u.session = cs
 	u.snap.Tools = len(cat.Tools)
 	u.snap.Prompts = len(cat.Prompts)
 	u.snap.Resources = len(cat.Resources)
 	u.snap.ResourceTemplates = len(cat.ResourceTemplates)
 	u.mu.Unlock()
-	u.opts.OnChange(cat)
+	if changed {
+		u.opts.OnChange(cat)
+	}
 }
 
 // dropSession forgets the session but keeps the catalog, so that a backend

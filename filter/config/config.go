@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -256,7 +257,17 @@ func validateURL(raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		// url.Error repeats the whole URL, password included
+		// ("http://user:secret@host:bad/"); report only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("not a valid URL: %w", err)
+	}
+	if u.User != nil {
+		// Never repeat a password in an error, whatever else is wrong.
+		raw = u.Redacted()
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%q: scheme must be http or https", raw)
@@ -265,7 +276,7 @@ func validateURL(raw string) error {
 		return fmt.Errorf("%q: host required", raw)
 	}
 	if u.User != nil {
-		return fmt.Errorf("%q: credentials in the URL are not allowed; use credential", u.Redacted())
+		return fmt.Errorf("%q: credentials in the URL are not allowed; use credential", raw)
 	}
 	return nil
 }
@@ -294,11 +305,14 @@ func (s *Server) HostPort() string {
 	if err != nil {
 		return ""
 	}
-	if u.Port() != "" {
-		return u.Host
+	// Rebuild from Hostname and Port rather than appending to u.Host, which
+	// may end in an empty port ("http://h:" has Host "h:", not "h:80").
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
 	}
-	if u.Scheme == "https" {
-		return u.Host + ":443"
-	}
-	return u.Host + ":80"
+	return net.JoinHostPort(u.Hostname(), port)
 }

@@ -82,18 +82,24 @@ func watchLoop(ctx context.Context, w *fsnotify.Watcher, path string, last []byt
 		resync = t.C
 	}
 	var lastBad []byte // the same invalid content is reported once
+	// haveBad tells an empty lastBad (a truncated file, itself invalid)
+	// from none: string(nil) == "" would hide the first empty file.
+	var haveBad bool
 	reload := func() {
 		c, raw, err := loadRaw(path)
 		if err != nil {
-			if raw != nil && string(raw) == string(lastBad) {
+			if raw != nil && haveBad && string(raw) == string(lastBad) {
 				return
 			}
-			lastBad = raw
+			lastBad, haveBad = raw, raw != nil
 			stats.ReloadErrors.Add(1)
 			stats.LastErrorUnix.Store(time.Now().Unix())
 			log.Error("config reload failed; keeping the last good config", "path", path, "error", err)
 			return
 		}
+		// A valid file ends the bad episode: the same bad content coming
+		// back later is a new failure and must be counted and logged again.
+		lastBad, haveBad = nil, false
 		if string(raw) == string(last) {
 			return
 		}

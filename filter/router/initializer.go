@@ -36,8 +36,15 @@ func (in *initializer) open(ctx context.Context, srv *Server, protocolVersion st
 	if protocolVersion == "" {
 		protocolVersion = DefaultProtocolVersion
 	}
-	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + protocolVersion +
-		`","capabilities":{},"clientInfo":{"name":"mcpgw-router","version":"0.1.0"}}}`
+	// The version comes from the client's header: encode it as a JSON
+	// string rather than splicing it in, or a crafted header could rewrite
+	// the initialize request (e.g. add capabilities).
+	version, err := jsonMarshalString(protocolVersion)
+	if err != nil {
+		return "", err
+	}
+	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":` + string(version) +
+		`,"capabilities":{},"clientInfo":{"name":"mcpgw-router","version":"0.1.0"}}}`
 	resp, err := in.post(ctx, srv, body, "", "")
 	if err != nil {
 		return "", err

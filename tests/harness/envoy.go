@@ -159,6 +159,9 @@ func (e *Envoy) Stop() {
 	}
 }
 
+// Done is closed when Envoy exits.
+func (e *Envoy) Done() <-chan struct{} { return e.done }
+
 // Exited reports whether Envoy has exited.
 func (e *Envoy) Exited() bool {
 	select {

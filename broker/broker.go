@@ -1,0 +1,321 @@
+// Package broker is mcpgw's aggregating MCP server.
+//
+// Envoy's router sends tools/call and prompts/get straight to the owning
+// backend; every other request on /mcp (initialize, the list methods,
+// resources, notifications, GET streams, DELETE, ping...) reaches the broker.
+// The broker keeps one client session per configured backend (package
+// upstream) and exposes the union of their tools and prompts, each renamed
+// prefix+name, and of their resources under their own URIs. It mints the
+// gateway session ids the router verifies, and it follows the config file.
+//
+// Calls that do reach the broker anyway (e.g. inside a JSON-RPC batch) are
+// proxied to the owning backend over the broker's own session.
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/mcpgw/broker/upstream"
+	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/filter/sessionid"
+)
+
+// Version is reported as the broker's MCP implementation version.
+const Version = "v0.1.0"
+
+// Options configure a Broker and Run. The zero value is usable by New;
+// Run needs ConfigPath.
+type Options struct {
+	// ConfigPath is the watched config file (Run only).
+	ConfigPath string
+	// Addr is the listen address of Run (default "127.0.0.1:8090").
+	Addr string
+	// Listener, if set, is used by Run instead of listening on Addr.
+	Listener net.Listener
+	// Logger receives the broker's logs; nil discards.
+	Logger *slog.Logger
+	// Upstream tunes the backend connections; its Logger and OnChange are
+	// set by the broker.
+	Upstream upstream.Options
+	// SessionIdleTimeout closes client sessions that sent no request to the
+	// broker for that long (default 0: never). Beware that calls routed by
+	// Envoy to backends do not reach the broker and so do not count.
+	SessionIdleTimeout time.Duration
+	// ShutdownTimeout bounds Run's graceful shutdown (default 10s).
+	ShutdownTimeout time.Duration
+	// Watch tunes the config watch of Run; its Logger is set by Run.
+	Watch config.WatchOptions
+}
+
+// Broker aggregates the configured backends into one MCP server.
+type Broker struct {
+	opts    Options
+	log     *slog.Logger
+	server  *mcp.Server
+	handler *mcp.StreamableHTTPHandler
+	codec   atomic.Pointer[sessionid.Codec]
+	watch   atomic.Pointer[config.WatchStats]
+	metrics metrics
+
+	mu       sync.Mutex
+	closed   bool
+	key      string // the resolved session key, to notice rotations
+	backends map[string]*backend
+	reg      *registry
+	closing  sync.WaitGroup // upstreams being closed in the background
+}
+
+// backend is one configured server and its connection.
+type backend struct {
+	cfg config.Server
+	up  *upstream.Upstream
+}
+
+// New returns a Broker with no backends and no session key: /mcp answers
+// 503 until Apply has installed a config.
+func New(opts Options) *Broker {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Broker{opts: opts, log: opts.Logger, backends: map[string]*backend{}}
+	b.server = mcp.NewServer(&mcp.Implementation{Name: "mcpgw", Version: Version}, &mcp.ServerOptions{
+		Logger:       b.log,
+		GetSessionID: b.mintSessionID,
+		// The router relies on Mcp-Session-Id: keep clients off the
+		// session-less 2026-07-28 protocol.
+		SupportedProtocolVersions: upstream.SupportedProtocolVersions(),
+		// Declared up front so that clients expect tools and list_changed
+		// even while no backend is ready. No logging capability: the broker
+		// has nothing to log to clients.
+		Capabilities: &mcp.ServerCapabilities{
+			Tools:     &mcp.ToolCapabilities{ListChanged: true},
+			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
+			Resources: &mcp.ResourceCapabilities{ListChanged: true},
+		},
+	})
+	b.handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.server },
+		&mcp.StreamableHTTPOptions{
+			Logger: b.log,
+			// Envoy forwards the client's Host to a broker on loopback, which
+			// the go-sdk's DNS-rebinding check would refuse with 403.
+			DisableLocalhostProtection: true,
+			SessionTimeout:             opts.SessionIdleTimeout,
+		})
+	b.reg = newRegistry(b.server, b.log, proxy{b}, func() { b.metrics.registrationFailures.Add(1) })
+	return b
+}
+
+// Server returns the broker's MCP server.
+func (b *Broker) Server() *mcp.Server { return b.server }
+
+func (b *Broker) mintSessionID() string {
+	b.metrics.sessionsMinted.Add(1)
+	return b.codec.Load().Mint() // serveMCP ensures a codec is installed
+}
+
+var errClosed = errors.New("broker is closed")
+
+// Apply reconciles the broker with cfg: it installs the session key,
+// connects new servers, drops removed ones and reconnects those whose URL or
+// credential changed. It never blocks on a backend. The servers are applied
+// even when the session key cannot be resolved, in which case the previous
+// key stays in effect and the error is returned.
+func (b *Broker) Apply(cfg *config.Config) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed
+	}
+	b.metrics.configApplies.Add(1)
+	keyErr := b.applyKeyLocked(cfg.Gateway.SessionKey)
+	want := map[string]config.Server{}
+	for _, s := range cfg.Servers {
+		want[s.Name] = s
+	}
+	for name, be := range b.backends {
+		s, keep := want[name]
+		switch {
+		case !keep || !sameConnection(be.cfg, s):
+			b.removeLocked(be)
+		case be.cfg.Prefix != s.Prefix:
+			be.cfg = s
+			b.reg.sync(name, s.Prefix, be.up.Catalog())
+		default:
+			be.cfg = s // e.g. a new hostname, which only the router uses
+		}
+	}
+	for _, s := range cfg.Servers {
+		if _, ok := b.backends[s.Name]; !ok {
+			b.addLocked(s)
+		}
+	}
+	if keyErr != nil {
+		b.metrics.configApplyErrors.Add(1)
+	}
+	return keyErr
+}
+
+// sameConnection reports whether two versions of a server share a session:
+// any change in where or how we connect needs a new one.
+func sameConnection(a, b config.Server) bool {
+	if a.URL != b.URL {
+		return false
+	}
+	if a.Credential == nil || b.Credential == nil {
+		return a.Credential == b.Credential
+	}
+	return *a.Credential == *b.Credential
+}
+
+// applyKeyLocked installs a new codec when the key changed, and closes the
+// client sessions whose ids the new key no longer vouches for: the router
+// already rejects them, so they could only linger.
+func (b *Broker) applyKeyLocked(ref config.SecretRef) error {
+	key, err := ref.Resolve()
+	if err != nil {
+		return fmt.Errorf("gateway.sessionKey: %w", err)
+	}
+	if key == b.key {
+		return nil
+	}
+	codec, err := sessionid.New([]byte(key))
+	if err != nil {
+		return fmt.Errorf("gateway.sessionKey: %w", err)
+	}
+	rotated := b.key != ""
+	b.key = key
+	b.codec.Store(codec)
+	if rotated {
+		b.log.Info("session key rotated; closing sessions signed with the old key")
+		for ss := range b.server.Sessions() {
+			if !codec.Valid(ss.ID()) {
+				ss.Close()
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Broker) addLocked(s config.Server) {
+	be := &backend{cfg: s}
+	opts := b.opts.Upstream
+	opts.Logger = b.log
+	opts.OnChange = func(cat upstream.Catalog) { b.onChange(be, cat) }
+	be.up = upstream.New(s, opts)
+	b.backends[s.Name] = be
+	b.log.Info("server added", "server", s.Name, "url", s.URL, "prefix", s.Prefix)
+	be.up.Start()
+}
+
+// removeLocked withdraws a backend's entries and closes its connection in
+// the background: Close waits for the upstream's goroutine, which may itself
+// be waiting for b.mu in onChange.
+func (b *Broker) removeLocked(be *backend) {
+	delete(b.backends, be.cfg.Name)
+	b.reg.drop(be.cfg.Name)
+	b.log.Info("server removed", "server", be.cfg.Name)
+	b.closing.Go(be.up.Close)
+}
+
+// onChange mirrors a backend's new catalog, unless the backend was removed
+// or replaced meanwhile.
+func (b *Broker) onChange(be *backend, cat upstream.Catalog) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.backends[be.cfg.Name] != be {
+		return
+	}
+	b.metrics.catalogUpdates.Add(1)
+	b.reg.sync(be.cfg.Name, be.cfg.Prefix, cat)
+}
+
+// upstream returns the current connection to the named backend, or nil.
+func (b *Broker) upstream(name string) *upstream.Upstream {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if be := b.backends[name]; be != nil {
+		return be.up
+	}
+	return nil
+}
+
+// Close disconnects every backend and closes every client session.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		for _, be := range b.backends {
+			b.removeLocked(be)
+		}
+	}
+	b.mu.Unlock()
+	b.closing.Wait()
+	b.closeSessions()
+	return nil
+}
+
+// closeSessions ends every client session, which also releases their
+// hanging GET streams (so an http.Server can shut down).
+func (b *Broker) closeSessions() {
+	for ss := range b.server.Sessions() {
+		ss.Close()
+	}
+}
+
+// ServerStatus is one backend in GET /status. The JSON names are a stable
+// contract (the controller reads them).
+type ServerStatus struct {
+	Name              string         `json:"name"`
+	URL               string         `json:"url"`
+	Prefix            string         `json:"prefix"`
+	State             upstream.State `json:"state"`
+	ProtocolVersion   string         `json:"protocolVersion"`
+	Tools             int            `json:"tools"`
+	Prompts           int            `json:"prompts"`
+	Resources         int            `json:"resources"`
+	ResourceTemplates int            `json:"resourceTemplates"`
+	LastError         string         `json:"lastError"`
+	Since             time.Time      `json:"since"`
+}
+
+// Status is the body of GET /status.
+type Status struct {
+	Servers []ServerStatus `json:"servers"`
+}
+
+// Status reports every configured backend, sorted by name.
+func (b *Broker) Status() Status {
+	type entry struct {
+		prefix string
+		up     *upstream.Upstream
+	}
+	b.mu.Lock()
+	entries := make([]entry, 0, len(b.backends))
+	for _, be := range b.backends {
+		entries = append(entries, entry{be.cfg.Prefix, be.up})
+	}
+	b.mu.Unlock()
+	st := Status{Servers: make([]ServerStatus, 0, len(entries))}
+	for _, e := range entries {
+		s := e.up.Snapshot() // outside b.mu: the upstream has its own lock
+		st.Servers = append(st.Servers, ServerStatus{
+			Name: s.Name, URL: s.URL, Prefix: e.prefix, State: s.State,
+			ProtocolVersion: s.ProtocolVersion, Tools: s.Tools, Prompts: s.Prompts,
+			Resources: s.Resources, ResourceTemplates: s.ResourceTemplates,
+			LastError: s.LastError, Since: s.Since.UTC(),
+		})
+	}
+	slices.SortFunc(st.Servers, func(x, y ServerStatus) int { return strings.Compare(x.Name, y.Name) })
+	return st
+}

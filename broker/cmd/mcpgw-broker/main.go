@@ -1,0 +1,73 @@
+// Command mcpgw-broker runs the mcpgw broker: the MCP server behind Envoy
+// that aggregates the configured backends into one list.
+//
+//	mcpgw-broker -config /etc/mcpgw/config.yaml -addr 127.0.0.1:8090
+//
+// It stops gracefully on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mcpgw/mcpgw/broker"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpgw-broker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mcpgw-broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path of the mcpgw config file (required)")
+	addr := fs.String("addr", broker.DefaultAddr, "listen address")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger, err := parseFlags(*configPath, *addr, *logFormat, *logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return broker.Run(ctx, broker.Options{ConfigPath: *configPath, Addr: *addr, Logger: logger})
+}
+
+// parseFlags checks every flag at once and builds the logger.
+func parseFlags(configPath, addr, format, level string, out io.Writer) (*slog.Logger, error) {
+	var errs []error
+	if configPath == "" {
+		errs = append(errs, errors.New("-config is required"))
+	}
+	if addr == "" {
+		errs = append(errs, errors.New("-addr must not be empty"))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		errs = append(errs, fmt.Errorf("-log-level: %w", err))
+	}
+	if format != "text" && format != "json" {
+		errs = append(errs, fmt.Errorf("-log-format: %q is not text or json", format))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(out, hopts)), nil
+	}
+	return slog.New(slog.NewTextHandler(out, hopts)), nil
+}

@@ -1,0 +1,95 @@
+package broker
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/mcpgw/mcpgw/broker/upstream"
+)
+
+type proxiedKind int
+
+const (
+	proxiedTool proxiedKind = iota
+	proxiedPrompt
+	proxiedResource
+	numProxiedKinds
+)
+
+var proxiedKindNames = [numProxiedKinds]string{"tool", "prompt", "resource"}
+
+// metrics are the broker's counters. Gauges are computed at scrape time.
+type metrics struct {
+	sessionsMinted       atomic.Int64
+	sessionsRejected     atomic.Int64 // forged Mcp-Session-Id
+	proxied              [numProxiedKinds]atomic.Int64
+	proxyErrors          [numProxiedKinds]atomic.Int64
+	catalogUpdates       atomic.Int64
+	registrationFailures atomic.Int64
+	configApplies        atomic.Int64
+	configApplyErrors    atomic.Int64
+}
+
+// writeMetrics writes the Prometheus text exposition format (version 0.0.4).
+func (b *Broker) writeMetrics(w io.Writer) {
+	m := &b.metrics
+	counter(w, "mcpgw_broker_sessions_created_total", "Client sessions created (gateway session ids minted).", m.sessionsMinted.Load())
+	counter(w, "mcpgw_broker_sessions_rejected_total", "Requests rejected with 404 for a forged session id.", m.sessionsRejected.Load())
+	header(w, "mcpgw_broker_proxied_requests_total", "counter", "Requests the broker proxied to a backend itself (fallback path).")
+	for k, name := range proxiedKindNames {
+		fmt.Fprintf(w, "mcpgw_broker_proxied_requests_total{kind=%q} %d\n", name, m.proxied[k].Load())
+	}
+	header(w, "mcpgw_broker_proxied_errors_total", "counter", "Proxied requests that failed.")
+	for k, name := range proxiedKindNames {
+		fmt.Fprintf(w, "mcpgw_broker_proxied_errors_total{kind=%q} %d\n", name, m.proxyErrors[k].Load())
+	}
+	counter(w, "mcpgw_broker_catalog_updates_total", "Backend catalog changes mirrored into the aggregated lists.", m.catalogUpdates.Load())
+	counter(w, "mcpgw_broker_registration_failures_total", "Backend definitions that could not be exposed (invalid or name conflict).", m.registrationFailures.Load())
+	counter(w, "mcpgw_broker_config_applies_total", "Configs applied.", m.configApplies.Load())
+	counter(w, "mcpgw_broker_config_apply_errors_total", "Configs applied with an error (e.g. unresolvable session key).", m.configApplyErrors.Load())
+	if ws := b.watch.Load(); ws != nil {
+		counter(w, "mcpgw_broker_config_reloads_total", "Config file reloads (including the first load).", ws.Reloads.Load())
+		counter(w, "mcpgw_broker_config_reload_errors_total", "Invalid or unreadable config files (last good config kept).", ws.ReloadErrors.Load())
+	}
+	b.writeGauges(w)
+}
+
+func (b *Broker) writeGauges(w io.Writer) {
+	st := b.Status()
+	byState := map[upstream.State]int{}
+	for _, s := range st.Servers {
+		byState[s.State]++
+	}
+	header(w, "mcpgw_broker_servers", "gauge", "Configured backend servers by connection state.")
+	for _, s := range []upstream.State{upstream.StateConnecting, upstream.StateReady, upstream.StateInvalid, upstream.StateUnreachable} {
+		fmt.Fprintf(w, "mcpgw_broker_servers{state=%q} %d\n", s, byState[s])
+	}
+	b.mu.Lock()
+	tools, prompts, resources, templates := b.reg.counts()
+	b.mu.Unlock()
+	header(w, "mcpgw_broker_exposed", "gauge", "Entries in the aggregated lists.")
+	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"tool\"} %d\n", tools)
+	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"prompt\"} %d\n", prompts)
+	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"resource\"} %d\n", resources)
+	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"resource_template\"} %d\n", templates)
+	n := 0
+	for range b.server.Sessions() {
+		n++
+	}
+	gauge(w, "mcpgw_broker_sessions", "Open client sessions.", int64(n))
+}
+
+func header(w io.Writer, name, typ, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+func counter(w io.Writer, name, help string, v int64) {
+	header(w, name, "counter", help)
+	fmt.Fprintf(w, "%s %d\n", name, v)
+}
+
+func gauge(w io.Writer, name, help string, v int64) {
+	header(w, name, "gauge", help)
+	fmt.Fprintf(w, "%s %d\n", name, v)
+}

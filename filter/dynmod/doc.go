@@ -1,0 +1,35 @@
+// Package dynmod is mcpgw's Envoy dynamic-module adapter: the cgo layer
+// that runs the host-agnostic router (filter/router) as an Envoy HTTP filter
+// loaded from a shared object (see filter/cmd/libmcpgw-dynmod).
+//
+// It implements the Envoy v1.39.1 dynamic-modules ABI ("v0.1.0") directly,
+// declaring only the hooks and callbacks it uses (abi.h); the module also
+// loads on 1.40 (same hooks; an ABI version mismatch only logs a warning).
+//
+// Envoy filter configuration:
+//
+//	- name: mcpgw
+//	  typed_config:
+//	    "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+//	    dynamic_module_config: {name: mcpgw-dynmod, do_not_close: true}
+//	    filter_name: mcpgw
+//	    filter_config:
+//	      "@type": type.googleapis.com/google.protobuf.StringValue
+//	      value: '{"config_path": "/etc/mcpgw/config.yaml"}'
+//
+// (a google.protobuf.Struct with the same field works too). Filter configs
+// naming the same config_path share one router.Router and one config.Watch.
+//
+// Per request: the request-headers hook strips config.InternalHeaders
+// (clearing the route cache if any was present) and asks the router whether
+// to buffer the body; the body hook hands the complete body to the router
+// and applies its decision (headers, body rewrite, route cache clear, local
+// JSON-RPC reply), or opens a backend session on a goroutine and resumes the
+// request through Envoy's scheduler (session.go). The response-headers hook
+// turns a backend's 404 for a routed call into a JSON-RPC error (a backend
+// 404 is recognized by the response code details "via_upstream", read
+// through the ResponseCodeDetails attribute).
+//
+// Router metrics are exported as Envoy counters named mcpgw.* (metrics.go);
+// slog records go to Envoy's dynamic_modules logger (log.go).
+package dynmod

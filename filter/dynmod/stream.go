@@ -1,0 +1,260 @@
+package dynmod
+
+/*
+#include "helpers.h"
+*/
+import "C"
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mcpgw/mcpgw/filter/router"
+)
+
+// phase is where a stream's request stands, as seen by the worker thread.
+type phase uint8
+
+const (
+	phasePass      phase = iota // nothing (more) to do for the request
+	phaseBuffering              // collecting the body for the router
+	phaseOpening                // a goroutine is opening a backend session
+	phaseReplied                // a local reply was sent
+)
+
+// filter is the per-stream state. It lives in slots and is reused: init
+// resets every field a stream may have set.
+type filter struct {
+	router.Stream
+
+	slot   uint32
+	cfg    *filterConfig
+	envoy  C.uintptr_t // Envoy's filter pointer, valid until destroy
+	phase  phase
+	routed bool // the request was routed to a backend (router action Route)
+
+	// Session opening, shared with the goroutine (see session.go).
+	async    atomic.Int32
+	result   router.Action
+	panicked bool
+	cancel   context.CancelFunc
+
+	// Scratch space handed to C. It lives in this heap object rather than on
+	// the stack: cgo may move goroutine stacks during a call that re-enters
+	// Go (the test host does), and none of it holds Go pointers.
+	hdrs          [numRead]C.envoy_dynamic_module_type_envoy_buffer
+	chunks        [8]C.envoy_dynamic_module_type_envoy_buffer
+	viaUpstream   C.bool
+	batch         headerBatch
+	counterIDs    [numCounters]C.size_t
+	counterDeltas [numCounters]C.uint64_t
+}
+
+func (f *filter) init(fc *filterConfig, envoy C.uintptr_t) {
+	f.Stream.Init(fc.shared.router)
+	f.cfg, f.envoy = fc, envoy
+	f.phase, f.routed = phasePass, false
+	f.async.Store(asyncIdle)
+	f.result, f.panicked, f.cancel = router.Forward, false, nil
+	f.batch.reset()
+}
+
+// finish releases the stream's resources; f must not be used afterwards.
+func (f *filter) finish() {
+	f.Stream.Release()
+	f.cfg, f.envoy, f.cancel = nil, 0, nil
+	slots.release(f)
+}
+
+func (f *filter) onRequestHeaders(endOfStream bool) C.int32_t {
+	// Strip client-supplied internal headers (clearing the route cache if
+	// there were any), then read what the router needs: one cgo call.
+	C.mcpgw_request_headers(f.envoy, 0, C.int(numInternal), C.int(keyMethod), C.int(numRead), &f.hdrs[0])
+	h := router.RequestHeaders{
+		Method:          envoyString(f.hdrs[keyMethod-keyMethod]),
+		ContentType:     envoyString(f.hdrs[keyContentType-keyMethod]),
+		ContentLength:   parseContentLength(envoyString(f.hdrs[keyContentLength-keyMethod])),
+		SessionID:       envoyString(f.hdrs[keySessionID-keyMethod]),
+		ProtocolVersion: envoyString(f.hdrs[keyProtocol-keyMethod]),
+		EndOfStream:     endOfStream,
+	}
+	switch f.RequestHeaders(h) {
+	case router.HeadersBuffer:
+		if endOfStream {
+			// Never stop a request that has no body: no body hook would
+			// ever resume it. (The router does not ask for this.)
+			return headersContinue
+		}
+		f.phase = phaseBuffering
+		return headersStopIteration
+	case router.HeadersReply:
+		f.reply()
+		return headersStopIteration
+	}
+	return headersContinue
+}
+
+// parseContentLength returns -1 when v is absent or not a plain decimal.
+// (strconv would allocate an error for a malformed value.)
+func parseContentLength(v string) int64 {
+	if v == "" || len(v) > 18 {
+		return -1
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return -1
+		}
+		n = n*10 + int64(v[i]-'0')
+	}
+	return n
+}
+
+func (f *filter) onRequestBody(endOfStream bool) C.int32_t {
+	if f.phase != phaseBuffering {
+		return bodyContinue
+	}
+	if !endOfStream {
+		// Envoy appends the chunk to its decoding buffer (up to the
+		// listener's buffer limit, beyond which it answers 413 itself).
+		return bodyStopAndBuffer
+	}
+	switch f.decideBody() {
+	case router.Reply:
+		return bodyStopNoBuffer
+	case router.OpenSession:
+		// Buffer this last chunk too: the scheduled hook finds the whole
+		// body in the decoding buffer.
+		return bodyStopAndBuffer
+	}
+	return bodyContinue
+}
+
+// onRequestTrailers completes a body that ended with trailers instead of an
+// end_of_stream data chunk; the whole body is then in the decoding buffer.
+func (f *filter) onRequestTrailers() C.int32_t {
+	if f.phase != phaseBuffering {
+		return trailersContinue
+	}
+	switch f.decideBody() {
+	case router.Reply, router.OpenSession:
+		return trailersStop
+	}
+	return trailersContinue
+}
+
+// decideBody hands the complete body to the router and applies its decision.
+func (f *filter) decideBody() router.Action {
+	f.phase = phasePass
+	body, pooled := f.readBody()
+	act := f.RequestBody(body)
+	switch act {
+	case router.Forward:
+		f.ApplyRequest(&f.batch)
+		f.apply(C.MCPGW_REQUEST_HEADER, nil, false)
+	case router.Route:
+		f.route()
+	case router.Reply:
+		f.reply()
+	case router.OpenSession:
+		f.openSession()
+	}
+	// The router copied what it keeps; the body view may go.
+	if pooled != nil {
+		*pooled = (*pooled)[:0]
+		bodyBufs.Put(pooled)
+	}
+	return act
+}
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// readBody returns the complete request body: a zero-copy view of Envoy's
+// memory when it is one chunk (the common case for small JSON-RPC bodies),
+// else a concatenation into a pooled buffer, returned as the second value.
+func (f *filter) readBody() ([]byte, *[]byte) {
+	chunks := f.chunks[:]
+	n := int(C.mcpgw_request_body(f.envoy, &chunks[0], C.size_t(len(chunks))))
+	if n > len(chunks) {
+		chunks = make([]C.envoy_dynamic_module_type_envoy_buffer, n) // > 8 slices: a large body
+		n = min(n, int(C.mcpgw_request_body(f.envoy, &chunks[0], C.size_t(n))))
+	}
+	chunks = chunks[:n]
+	var single []byte
+	nonEmpty := 0
+	for _, c := range chunks {
+		if c.length > 0 {
+			nonEmpty++
+			single = envoyBytes(c)
+		}
+	}
+	if nonEmpty <= 1 {
+		return single, nil
+	}
+	bp := bodyBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, c := range chunks {
+		b = append(b, envoyBytes(c)...)
+	}
+	*bp = b
+	return b, bp
+}
+
+// route applies a Route decision: routing headers, the rewritten body (if
+// the prefix was stripped) and a route cache clear, so that Envoy re-picks
+// the route from the new headers, in one cgo call.
+func (f *filter) route() {
+	f.routed = true
+	f.ApplyRequest(&f.batch)
+	f.apply(C.MCPGW_REQUEST_HEADER, f.NewBody(), true)
+}
+
+// reply sends the router's JSON-RPC error as a local reply.
+func (f *filter) reply() {
+	status, body := f.Reply()
+	sendJSON(f.envoy, status, body, replyDetails[f.Rejection()])
+	f.phase = phaseReplied
+}
+
+// replyDetails are the response code details of our local replies (they
+// show in access logs as %RESPONSE_CODE_DETAILS%).
+var replyDetails = func() []string {
+	d := make([]string, numRejections)
+	for r := range d {
+		d[r] = "mcpgw_" + router.Rejection(r).String()
+	}
+	return d
+}()
+
+func (f *filter) onResponseHeaders() C.int32_t {
+	if !f.routed {
+		// Only responses to routed calls concern the router (see
+		// router.Stream.ResponseHeaders and ApplyResponse): skip the cgo calls.
+		return headersContinue
+	}
+	status := C.mcpgw_response_status(f.envoy, &f.viaUpstream)
+	if f.ResponseHeaders(int(status), bool(f.viaUpstream)) == router.ResponseReply {
+		// Called from encodeHeaders, sendLocalReply finds response headers
+		// that were not yet encoded and sends the reply directly to the
+		// codec (DownstreamFilterManager::sendDirectLocalReply), aborting
+		// the encoder chain; the upstream response is dropped.
+		f.reply()
+		return headersStopIteration
+	}
+	f.ApplyResponse(&f.batch)
+	f.apply(C.MCPGW_RESPONSE_HEADER, nil, false)
+	return headersContinue
+}
+
+// onDestroy runs in on_http_filter_destroy.
+func (f *filter) onDestroy() {
+	f.flushMetrics()
+	if f.cancel != nil {
+		f.cancel() // abort a session init nobody waits for
+	}
+	if f.async.CompareAndSwap(asyncRunning, asyncAbandoned) {
+		return // the goroutine finishes the stream when it is done
+	}
+	f.finish()
+}

@@ -1,0 +1,201 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/tidwall/gjson"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// backend is a real go-sdk MCP server on httptest, with counters, and an
+// adapter simulation (send) that carries routed calls to it as Envoy would.
+type backend struct {
+	srv     *httptest.Server
+	handler atomic.Pointer[http.Handler]
+	json    bool // JSON responses instead of SSE
+
+	mu        sync.Mutex
+	inits     int
+	initBody  []string // raw initialize bodies
+	deletes   []string // session ids ended with DELETE
+	authSeen  []string // Authorization of every request
+	initGate  chan struct{}
+	deleteHit chan string
+}
+
+// echoArgs is the input of the backend's tools.
+type echoArgs struct {
+	Text string `json:"text,omitempty"`
+}
+
+func newBackend(t *testing.T, jsonResponse bool) *backend {
+	t.Helper()
+	b := &backend{json: jsonResponse, deleteHit: make(chan string, 16)}
+	b.restart()
+	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+// restart replaces the MCP handler with a fresh one: every session is lost,
+// as when the backend's pod restarts.
+func (b *backend) restart() {
+	s := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
+	for _, name := range []string{"x", "secret"} {
+		mcp.AddTool(s, &mcp.Tool{Name: name}, func(_ context.Context, _ *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ran " + name + ":" + in.Text}}}, nil, nil
+		})
+	}
+	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+		&mcp.StreamableHTTPOptions{JSONResponse: b.json})
+	b.handler.Store(&h)
+}
+
+func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	b.mu.Lock()
+	b.authSeen = append(b.authSeen, r.Header.Get("Authorization"))
+	gate := b.initGate
+	if r.Method == http.MethodPost && gjson.GetBytes(body, "method").Str == "initialize" {
+		b.inits++
+		b.initBody = append(b.initBody, string(body))
+	} else {
+		gate = nil
+	}
+	b.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if r.Method == http.MethodDelete {
+		defer func() { b.deleteHit <- r.Header.Get(config.HeaderSessionID) }()
+	}
+	(*b.handler.Load()).ServeHTTP(w, r)
+}
+
+func (b *backend) initCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.inits
+}
+
+// routerFor returns a router whose servers are the given backends, with
+// prefixes "<name>_"; the first server has a credential.
+func routerFor(t *testing.T, maxSessions int, backends map[string]*backend) *Router {
+	t.Helper()
+	setTestEnv(t)
+	c := &config.Config{Version: config.Version,
+		Gateway: config.Gateway{SessionKey: config.SecretRef{Env: testKeyEnv}, MaxRequestBodyBytes: 1 << 20, MaxSessions: maxSessions}}
+	for name, b := range backends {
+		s := config.Server{Name: name, URL: b.srv.URL + "/mcp", Hostname: name + ".local", Prefix: name + "_"}
+		if name == "echo" {
+			s.Credential = &config.Credential{SecretRef: config.SecretRef{Env: testTokenEnv}}
+		}
+		c.Servers = append(c.Servers, s)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Options{})
+	if err := r.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// result is what the client gets for one request through the gateway.
+type result struct {
+	action   Action // after OpenSession, if any
+	status   int
+	body     string
+	response recorder // ApplyResponse's header operations
+	request  recorder // ApplyRequest's header operations
+}
+
+// send drives one POST through a Stream as an adapter does and, when it is
+// routed, carries it to the backend whose URL the config names, then
+// passes the backend's response back through the Stream.
+func send(t *testing.T, r *Router, gateway, version, body string) result {
+	t.Helper()
+	s := r.NewStream()
+	defer s.Release()
+	h := post(gateway, []byte(body))
+	h.ProtocolVersion = version
+	if ha := s.RequestHeaders(h); ha != HeadersBuffer {
+		t.Fatalf("headers action %s", headersActions[ha])
+	}
+	var res result
+	res.action = s.RequestBody([]byte(body))
+	if res.action == OpenSession {
+		res.action = s.OpenSession(t.Context())
+	}
+	switch res.action {
+	case Reply:
+		status, reply := s.Reply()
+		res.status, res.body = status, string(reply)
+		return res
+	case Forward:
+		s.ApplyRequest(&res.request)
+		return res
+	}
+	s.ApplyRequest(&res.request)
+	out := []byte(body)
+	if nb := s.NewBody(); nb != nil {
+		out = nb
+	}
+	srv := r.table.Load().byName[s.server.Name]
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if version != "" {
+		req.Header.Set(config.HeaderProtocolVersion, version)
+	}
+	for _, op := range res.request.ops { // what Envoy would send upstream
+		name, value, _ := strings.Cut(strings.TrimPrefix(op, "set "), ": ")
+		if strings.HasPrefix(op, "set ") && !strings.HasPrefix(name, ":") && name != "content-length" {
+			req.Header.Set(name, value)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	if s.ResponseHeaders(resp.StatusCode, true) == ResponseReply {
+		status, reply := s.Reply()
+		res.status, res.body = status, string(reply)
+		return res
+	}
+	s.ApplyResponse(&res.response)
+	res.status, res.body = resp.StatusCode, string(rb)
+	return res
+}
+
+func call(id int, name, text string) string {
+	return `{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"tools/call","params":{"name":"` + name + `","arguments":{"text":"` + text + `"}}}`
+}
+
+// ran extracts the tool output from a JSON or SSE tools/call response.
+func ran(body string) string {
+	for line := range strings.Lines(body) {
+		if d, ok := strings.CutPrefix(strings.TrimSpace(line), "data:"); ok {
+			body = d
+		}
+	}
+	return gjson.Get(body, "result.content.0.text").Str
+}

@@ -1,0 +1,337 @@
+package router
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/filter/sessionid"
+)
+
+// Test fixtures shared by the router's tests.
+
+const (
+	testKeyEnv   = "MCPGW_ROUTER_TEST_KEY"
+	testKey      = "router-test-session-key-0123456789abcdef"
+	testTokenEnv = "MCPGW_ROUTER_TEST_GH_TOKEN"
+	testToken    = "Bearer gh-test-token"
+)
+
+// setTestEnv provides the secrets the test configs refer to.
+func setTestEnv(t testing.TB) {
+	t.Helper()
+	if tt, ok := t.(*testing.T); ok {
+		tt.Setenv(testKeyEnv, testKey)
+		tt.Setenv(testTokenEnv, testToken)
+		return
+	}
+	os.Setenv(testKeyEnv, testKey) // benchmarks and fuzzing: no Setenv
+	os.Setenv(testTokenEnv, testToken)
+}
+
+// loadConfig parses a config file under testdata.
+func loadConfig(t testing.TB, name string) *config.Config {
+	t.Helper()
+	c, err := config.Load("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newTestRouter returns a Router with testdata/name applied (none if name
+// is "") whose HTTP client fails every request, so no test reaches the
+// network by accident.
+func newTestRouter(t testing.TB, name string) *Router {
+	t.Helper()
+	setTestEnv(t)
+	r := New(Options{HTTPClient: &http.Client{Transport: failingTransport{}}})
+	if name != "" {
+		if err := r.Apply(loadConfig(t, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+type failingTransport struct{ calls *atomic.Int64 }
+
+func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	if f.calls != nil {
+		f.calls.Add(1)
+	}
+	return nil, errors.New("test transport: no network")
+}
+
+// codec mints gateway session ids the router accepts.
+func codec(t testing.TB) *sessionid.Codec {
+	t.Helper()
+	c, err := sessionid.New([]byte(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// forge returns an id of the right shape that no key signed.
+func forge(valid string) string {
+	b := []byte(valid)
+	i := len(b) - 3
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
+
+// recorder is a HeaderWriter that records every operation in order.
+type recorder struct{ ops []string }
+
+func (w *recorder) Set(name, value string) { w.ops = append(w.ops, "set "+name+": "+value) }
+func (w *recorder) Remove(name string)     { w.ops = append(w.ops, "remove "+name) }
+
+// get returns the last value set for name.
+func (w *recorder) get(name string) (string, bool) {
+	for i := len(w.ops) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(w.ops[i], "set "+name+": "); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Set(string, string) {}
+func (nopWriter) Remove(string)      {}
+
+var (
+	headersActions = [...]string{HeadersContinue: "continue", HeadersBuffer: "buffer", HeadersReply: "reply"}
+	actions        = [...]string{Forward: "forward", Route: "route", Reply: "reply", OpenSession: "open-session"}
+	responseAction = [...]string{ResponseContinue: "continue", ResponseReply: "reply"}
+)
+
+// post is a JSON POST with the given session and body length.
+func post(session string, body []byte) RequestHeaders {
+	return RequestHeaders{Method: "POST", ContentType: "application/json", ContentLength: int64(len(body)),
+		SessionID: session, ProtocolVersion: "2025-06-18"}
+}
+
+// checkReply checks that a reply body is one JSON-RPC error with the
+// rejection's code and message and the given raw id.
+func checkReply(t testing.TB, s *Stream, wantID string) {
+	t.Helper()
+	status, body := s.Reply()
+	r := s.Rejection()
+	if status != r.Status() {
+		t.Errorf("reply status %d, want %d", status, r.Status())
+	}
+	var msg struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil {
+		t.Fatalf("reply %s is not JSON: %v", body, err)
+	}
+	if msg.JSONRPC != "2.0" || msg.Error.Code != r.Code() || msg.Error.Message != r.Message() {
+		t.Errorf("reply %s does not match rejection %s", body, r)
+	}
+	if wantID == "" {
+		wantID = "null"
+	}
+	if string(msg.ID) != wantID {
+		t.Errorf("reply id %s, want %s", msg.ID, wantID)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	tab := func(prefixes ...string) *table {
+		c := &config.Config{Version: config.Version, Gateway: config.Gateway{SessionKey: config.SecretRef{Env: testKeyEnv}}}
+		for _, p := range prefixes {
+			c.Servers = append(c.Servers, config.Server{Name: "s:" + p, URL: "http://h/", Hostname: "h", Prefix: p})
+		}
+		t.Setenv(testKeyEnv, testKey)
+		tb, err := compile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tb
+	}
+	overlapping := tab("a", "ab_", "abc_", "x")
+	withFallback := tab("gh_", "")
+	tests := []struct {
+		tab        *table
+		name       string
+		wantServer string // "" means no owner
+		wantBare   string
+	}{
+		{overlapping, "a_tool", "s:a", "_tool"},
+		{overlapping, "ab_tool", "s:ab_", "tool"},
+		{overlapping, "abc_tool", "s:abc_", "tool"},
+		{overlapping, "abc_", "s:a", "bc_"}, // abc_ alone is no tool of abc_'s; a's "bc_" is listed as it
+		{overlapping, "ab_", "s:a", "b_"},
+		{overlapping, "a", "", ""},
+		{overlapping, "x", "", ""},
+		{overlapping, "b", "", ""},
+		{overlapping, "", "", ""},
+		{overlapping, "A_tool", "", ""}, // prefixes are case-sensitive
+		{withFallback, "gh_issue", "s:gh_", "issue"},
+		{withFallback, "gh_", "s:", "gh_"},
+		{withFallback, "g", "s:", "g"},
+		{withFallback, "search", "s:", "search"},
+	}
+	for _, tt := range tests {
+		srv, bare := tt.tab.lookup(tt.name)
+		got := ""
+		if srv != nil {
+			got = srv.Name
+		}
+		if got != tt.wantServer || bare != tt.wantBare {
+			t.Errorf("lookup(%q) = %q, %q; want %q, %q", tt.name, got, bare, tt.wantServer, tt.wantBare)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { overlapping.lookup("abc_tool") }); n != 0 {
+		t.Errorf("lookup allocates %v times", n)
+	}
+}
+
+func TestRejectionTable(t *testing.T) {
+	names := map[string]bool{}
+	for r := RejectNone + 1; r < numRejections; r++ {
+		if r.String() == "" || names[r.String()] || r.Message() == "" || r.Code() >= 0 {
+			t.Errorf("rejection %d: incomplete or duplicate entry %+v", r, rejections[r])
+		}
+		names[r.String()] = true
+		switch r.Status() {
+		case 200, 400, 404, 413, 415, 503:
+		default:
+			t.Errorf("%s: status %d", r, r.Status())
+		}
+		for _, id := range []string{"", "1", `"abc"`, `"\u00e9\"x"`} {
+			b := appendErrorBody(nil, r, []byte(id))
+			if !json.Valid(b) {
+				t.Errorf("%s id %s: invalid body %s", r, id, b)
+			}
+		}
+	}
+	// A retryable, JSON-RPC-level error (200) keeps the client's gateway
+	// session; 404 is reserved for sessions the gateway does not know.
+	if RejectBackendSessionLost.Status() != 200 || RejectBackendUnavailable.Status() != 200 || RejectUnknownSession.Status() != 404 {
+		t.Error("session-related statuses changed")
+	}
+}
+
+func TestApply(t *testing.T) {
+	r := newTestRouter(t, "router.yaml")
+	sess := codec(t).Mint()
+	r.Sessions().Put(sess, "tools/everything", "b1")
+	decide := func() Action {
+		t.Helper()
+		s := r.NewStream()
+		defer s.Release()
+		body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}}`)
+		if ha := s.RequestHeaders(post(sess, body)); ha != HeadersBuffer {
+			t.Fatalf("headers %s", headersActions[ha])
+		}
+		return s.RequestBody(body)
+	}
+	if a := decide(); a != Route {
+		t.Fatalf("action %s", actions[a])
+	}
+	bad := []struct {
+		name    string
+		mutate  func(*config.Config)
+		wantErr string
+	}{
+		{"unset key", func(c *config.Config) { c.Gateway.SessionKey.Env = "MCPGW_UNSET_VAR" },
+			`gateway.sessionKey: environment variable "MCPGW_UNSET_VAR" is not set`},
+		{"short key", func(c *config.Config) { c.Gateway.SessionKey.Env = testTokenEnv },
+			"gateway.sessionKey: session key must be at least 32 bytes"},
+		{"credential", func(c *config.Config) { c.Servers[1].Credential.Env = "MCPGW_UNSET_VAR" },
+			`servers[1].credential: environment variable "MCPGW_UNSET_VAR" is not set`},
+	}
+	for _, b := range bad {
+		c := loadConfig(t, "router.yaml")
+		b.mutate(c)
+		err := r.Apply(c)
+		if err == nil || err.Error() != b.wantErr {
+			t.Fatalf("%s: Apply error %v, want %q", b.name, err, b.wantErr)
+		}
+		if strings.Contains(err.Error(), testToken) || strings.Contains(err.Error(), testKey) {
+			t.Errorf("%s: error leaks a secret", b.name)
+		}
+		// The previous configuration stays active.
+		if a := decide(); a != Route {
+			t.Fatalf("%s: after failed Apply, action %s", b.name, actions[a])
+		}
+	}
+}
+
+// A Stream keeps the table it started with while Apply swaps in another.
+func TestApplyDuringStream(t *testing.T) {
+	r := newTestRouter(t, "router.yaml")
+	sess := codec(t).Mint()
+	r.Sessions().Put(sess, "default/github", "b1")
+	s := r.NewStream()
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"gh_x"}}`)
+	s.RequestHeaders(post(sess, body))
+	if err := r.Apply(loadConfig(t, "router-nofallback.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if a := s.RequestBody(body); a != Route {
+		t.Fatalf("action %s", actions[a])
+	}
+	var w recorder
+	s.ApplyRequest(&w)
+	if v, _ := w.get(":authority"); v != "github.mcp.local" {
+		t.Fatalf(":authority %q", v)
+	}
+}
+
+func TestApplyResizesSessions(t *testing.T) {
+	r := newTestRouter(t, "router.yaml")
+	c := loadConfig(t, "router.yaml")
+	c.Gateway.MaxSessions = 3
+	if err := r.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		r.Sessions().Put(string(rune('a'+i)), "s", "b")
+	}
+	if n := r.Sessions().Len(); n != 3 {
+		t.Fatalf("Len = %d, want 3", n)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	r := newTestRouter(t, "router.yaml")
+	sess := codec(t).Mint()
+	r.Sessions().Put(sess, "default/weather", "b1")
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"weather_x"}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"gh_x"}}`,
+		`{`,
+	} {
+		s := r.NewStream()
+		s.RequestHeaders(post(sess, []byte(body)))
+		s.RequestBody([]byte(body))
+		s.Release()
+	}
+	m := &r.Metrics
+	got := []int64{m.Requests.Load(), m.Forwarded.Load(), m.Routed.Load(), m.Rejected[RejectParse].Load()}
+	if want := []int64{4, 1, 1, 1}; !slices.Equal(got, want) {
+		t.Errorf("requests, forwarded, routed, parse errors = %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,237 @@
+package router
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// Backend sessions against a real go-sdk server, with JSON and SSE
+// responses.
+
+func forBoth(t *testing.T, f func(t *testing.T, jsonResponse bool)) {
+	t.Run("json", func(t *testing.T) { f(t, true) })
+	t.Run("sse", func(t *testing.T) { f(t, false) })
+}
+
+func TestOpenSessionStoresAndReuses(t *testing.T) {
+	forBoth(t, func(t *testing.T, jsonResponse bool) {
+		b := newBackend(t, jsonResponse)
+		r := routerFor(t, 0, map[string]*backend{"echo": b})
+		gw := codec(t).Mint()
+
+		// First call: no backend session yet.
+		s := r.NewStream()
+		body := call(1, "echo_x", "hi")
+		s.RequestHeaders(post(gw, []byte(body)))
+		if a := s.RequestBody([]byte(body)); a != OpenSession {
+			t.Fatalf("first call: %s, want open-session", actions[a])
+		}
+		if a := s.OpenSession(t.Context()); a != Route {
+			t.Fatalf("OpenSession: %s (%s)", actions[a], s.Rejection())
+		}
+		s.Release()
+		backendID, ok := r.Sessions().Get(gw, "echo")
+		if !ok || backendID == "" || backendID == gw {
+			t.Fatalf("stored backend session %q, %v", backendID, ok)
+		}
+		if n := b.initCount(); n != 1 {
+			t.Fatalf("%d initializes", n)
+		}
+		// Every init request carried the server's credential.
+		for i, auth := range b.authSeen {
+			if auth != testToken {
+				t.Errorf("request %d to the backend had Authorization %q", i, auth)
+			}
+		}
+
+		// Second call: routed at once, with the stored session, and the
+		// backend accepts it (the session really was initialized).
+		res := send(t, r, gw, "2025-06-18", call(2, "echo_x", "again"))
+		if res.action != Route || res.status != 200 || ran(res.body) != "ran x:again" {
+			t.Fatalf("second call: %s %d %s", actions[res.action], res.status, res.body)
+		}
+		if v, _ := res.request.get(config.HeaderSessionID); v != backendID {
+			t.Errorf("routed with session %q, want %q", v, backendID)
+		}
+		if v, _ := res.response.get(config.HeaderSessionID); v != gw {
+			t.Errorf("response session header %q, want the gateway's", v)
+		}
+		if n := b.initCount(); n != 1 || r.Metrics.SessionInits.Load() != 1 {
+			t.Fatalf("%d initializes (metric %d) after reuse", n, r.Metrics.SessionInits.Load())
+		}
+	})
+}
+
+func TestOpenSessionConcurrentFirstCalls(t *testing.T) {
+	forBoth(t, func(t *testing.T, jsonResponse bool) {
+		b := newBackend(t, jsonResponse)
+		b.initGate = make(chan struct{})
+		r := routerFor(t, 0, map[string]*backend{"echo": b})
+		gw := codec(t).Mint()
+		const n = 16
+		streams := make([]*Stream, n)
+		for i := range streams {
+			streams[i] = r.NewStream()
+			body := call(i, "echo_x", "c")
+			streams[i].RequestHeaders(post(gw, []byte(body)))
+			if a := streams[i].RequestBody([]byte(body)); a != OpenSession {
+				t.Fatalf("call %d: %s", i, actions[a])
+			}
+		}
+		ids := make([]string, n)
+		var wg sync.WaitGroup
+		for i, s := range streams {
+			wg.Go(func() {
+				if a := s.OpenSession(context.Background()); a != Route {
+					t.Errorf("call %d: %s", i, actions[a])
+				}
+				ids[i] = s.backend
+			})
+		}
+		// Hold the first initialize until the others had time to queue up.
+		time.Sleep(20 * time.Millisecond)
+		close(b.initGate)
+		wg.Wait()
+		if got := b.initCount(); got != 1 {
+			t.Fatalf("%d initializes for %d concurrent first calls", got, n)
+		}
+		for i := range ids {
+			if ids[i] == "" || ids[i] != ids[0] {
+				t.Fatalf("calls got different backend sessions: %q", ids)
+			}
+		}
+	})
+}
+
+func TestOpenSessionFailure(t *testing.T) {
+	const initOK = `{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"f","version":"1"}}}`
+	tests := []struct {
+		name string
+		h    http.HandlerFunc // nil: nothing listens
+	}{
+		{"connection refused", nil},
+		{"http 500", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", 500) }},
+		{"http 404", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) }},
+		{"not json", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("<html>")) }},
+		{"json-rpc error", func(w http.ResponseWriter, _ *http.Request) {
+			w.Write([]byte(`{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad version"}}`))
+		}},
+		{"no protocolVersion", func(w http.ResponseWriter, _ *http.Request) {
+			w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+		}},
+		{"sse without response", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n"))
+		}},
+		{"initialized refused", func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get(config.HeaderSessionID) != "" {
+				http.Error(w, "no", 400)
+				return
+			}
+			w.Header().Set(config.HeaderSessionID, "s1")
+			w.Write([]byte(initOK))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.h)
+			if tt.h == nil {
+				srv.Close()
+			} else {
+				defer srv.Close()
+			}
+			r := routerFor(t, 0, map[string]*backend{"f": {srv: srv}})
+			gw := codec(t).Mint()
+			for attempt := 1; attempt <= 2; attempt++ {
+				res := send(t, r, gw, "", `{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"f_x"}}`)
+				want := `{"jsonrpc":"2.0","id":"c1","error":{"code":-32603,"message":"Backend MCP server unavailable"}}`
+				if res.action != Reply || res.status != 200 || res.body != want {
+					t.Fatalf("attempt %d: %s %d %s", attempt, actions[res.action], res.status, res.body)
+				}
+				// Nothing is stored: the next call tries again.
+				if _, ok := r.Sessions().Get(gw, "f"); ok {
+					t.Fatal("failed session stored")
+				}
+				if got := r.Metrics.SessionInitFail.Load(); got != int64(attempt) {
+					t.Fatalf("SessionInitFail = %d after %d attempts", got, attempt)
+				}
+			}
+		})
+	}
+}
+
+// A server that assigns no session id (stateless) still gets an
+// initialized "session": the empty id is stored and not re-initialized.
+func TestOpenSessionStatelessBackend(t *testing.T) {
+	var inits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, _ := io.ReadAll(r.Body); strings.Contains(string(b), `"initialize"`) {
+			inits.Add(1)
+			w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18"}}`))
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	r := routerFor(t, 0, map[string]*backend{"f": {srv: srv}})
+	gw := codec(t).Mint()
+	for i := range 2 {
+		s := r.NewStream()
+		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"f_x"}}`
+		s.RequestHeaders(post(gw, []byte(body)))
+		a := s.RequestBody([]byte(body))
+		if a == OpenSession {
+			a = s.OpenSession(t.Context())
+		}
+		var w recorder
+		s.ApplyRequest(&w)
+		if a != Route || !slices.Contains(w.ops, "remove "+config.HeaderSessionID) {
+			t.Fatalf("call %d: %s %q", i, actions[a], w.ops)
+		}
+		s.Release()
+	}
+	if inits.Load() != 1 {
+		t.Fatalf("%d initializes", inits.Load())
+	}
+}
+
+
+// The client's protocol version is offered to the backend in initialize,
+// as a JSON string whatever the header holds.
+func TestOpenSessionProtocolVersion(t *testing.T) {
+	b := newBackend(t, true)
+	r := routerFor(t, 0, map[string]*backend{"echo": b})
+	for _, v := range []string{"", "2025-03-26", `2025-06-18","capabilities":{"sampling":{}},"x":"`} {
+		gw := codec(t).Mint()
+		s := r.NewStream()
+		body := call(1, "echo_x", "")
+		h := post(gw, []byte(body))
+		h.ProtocolVersion = v
+		s.RequestHeaders(h)
+		s.RequestBody([]byte(body))
+		s.OpenSession(t.Context())
+		s.Release()
+		b.mu.Lock()
+		sent := b.initBody[len(b.initBody)-1]
+		b.mu.Unlock()
+		want := v
+		if want == "" {
+			want = DefaultProtocolVersion
+		}
+		if !gjson.Valid(sent) || gjson.Get(sent, "params.protocolVersion").Str != want || gjson.Get(sent, "params.capabilities.sampling").Exists() {
+			t.Errorf("version %q: initialize body %s", v, sent)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/mcpgw/mcpgw/broker"
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// StackOptions start the gateway: Envoy with the router module and the
+// broker, both reading ConfigPath. Backends are the caller's.
+type StackOptions struct {
+	Root        string // repository root
+	EnvoyBinary string
+	ModuleDir   string
+	ConfigPath  string
+	WorkDir     string // rendered bootstrap goes here
+	Port        int    // MCP listener; 0 picks a free port
+	// DirectBackend, if set (host:port), adds the no-module baseline listener
+	// routing straight to it.
+	DirectBackend string
+	Concurrency   int
+	EnvoyLogLevel string
+	EnvoyOutput   io.Writer
+	Logger        *slog.Logger // broker logs; nil discards
+}
+
+// Stack is a running gateway.
+type Stack struct {
+	Envoy      *Envoy
+	BrokerAddr string
+	DirectPort int
+	cancel     context.CancelFunc
+	brokerDone chan error
+}
+
+// StartStack starts the broker, then Envoy, and waits until both serve.
+func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	if o.Port == 0 {
+		o.Port = ports[0]
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Stack{cancel: cancel, brokerDone: make(chan error, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.BrokerAddr = ln.Addr().String()
+	go func() {
+		s.brokerDone <- broker.Run(ctx, broker.Options{ConfigPath: o.ConfigPath, Listener: ln, Logger: o.Logger})
+	}()
+	ec := EnvoyConfig{Port: o.Port, AdminPort: ports[1], ConfigPath: o.ConfigPath}
+	ec.BrokerHost, ec.BrokerPort, _ = SplitHostPort(s.BrokerAddr)
+	if o.DirectBackend != "" {
+		s.DirectPort = ports[2]
+		ec.DirectPort = ports[2]
+		if ec.DirectBackendHost, ec.DirectBackendPort, err = SplitHostPort(o.DirectBackend); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.Envoy, err = StartEnvoy(ctx, EnvoyOptions{
+		Binary: o.EnvoyBinary, ModuleDir: o.ModuleDir,
+		Template: filepath.Join(o.Root, "envoy", "local.yaml.tmpl"),
+		Config:   ec, WorkDir: o.WorkDir, Concurrency: o.Concurrency,
+		LogLevel: o.EnvoyLogLevel, Output: o.EnvoyOutput,
+	})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// URL is the gateway's MCP endpoint.
+func (s *Stack) URL() string { return s.Envoy.URL() }
+
+// Done is closed when Envoy exits.
+func (s *Stack) Done() <-chan struct{} { return s.Envoy.Done() }
+
+// Close stops Envoy and the broker.
+func (s *Stack) Close() error {
+	if s.Envoy != nil {
+		s.Envoy.Stop()
+	}
+	s.cancel()
+	err := <-s.brokerDone
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+// WriteSessionKey writes a fresh random session key to path (mode 0600).
+func WriteSessionKey(path string) error {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600)
+}
+
+// WriteConfig writes a config file with the given servers, using the
+// session key file next to it (created if missing), atomically (write to a
+// temporary file, then rename), as a careful writer would.
+func WriteConfig(path string, servers []config.Server) error {
+	keyFile := filepath.Join(filepath.Dir(path), "session.key")
+	if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
+		if err := WriteSessionKey(keyFile); err != nil {
+			return err
+		}
+	}
+	c := config.Config{
+		Version: config.Version,
+		Gateway: config.Gateway{SessionKey: config.SecretRef{File: "session.key"}},
+		Servers: servers,
+	}
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if _, err := config.Parse(b); err != nil {
+		return fmt.Errorf("refusing to write an invalid config: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
