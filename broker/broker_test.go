@@ -2,12 +2,14 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgw/mcpgw/broker/upstream"
@@ -200,4 +202,18 @@ func TestListChangedReachesClients(t *testing.T) {
 	echo.RemoveTools("extra")
 	waitNotified(t, notified)
 	c.waitTools(t, "echo_extra removed", func(names []string) bool { return !slices.Contains(names, "echo_extra") })
+}
+
+func TestProxyToUnavailableBackend(t *testing.T) {
+	b := New(Options{})
+	defer b.Close()
+	p := proxy{b}
+	_, err := p.tool("gone", "x")(t.Context(), &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: "p_x"}})
+	var werr *jsonrpc.Error
+	if !errors.As(err, &werr) || werr.Code != jsonrpc.CodeInternalError || !strings.Contains(err.Error(), `"gone"`) {
+		t.Errorf("error = %v, want an internal JSON-RPC error naming the server", err)
+	}
+	if b.metrics.proxyErrors[proxiedTool].Load() != 1 {
+		t.Error("proxy error not counted")
+	}
 }

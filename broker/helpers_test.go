@@ -2,9 +2,9 @@ package broker
 
 import (
 	"log/slog"
-	"os"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -52,6 +52,14 @@ func testConfig(t *testing.T, servers ...config.Server) *config.Config {
 	return c
 }
 
+// testLogger logs to stderr when BROKER_TEST_LOG is set, else discards.
+func testLogger() *slog.Logger {
+	if os.Getenv("BROKER_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // harness is a broker served on httptest.
 type harness struct {
 	b   *Broker
@@ -61,7 +69,7 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg *config.Config) *harness {
 	t.Helper()
-	b := New(Options{Upstream: fastUpstream, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	b := New(Options{Upstream: fastUpstream, Logger: testLogger()})
 	ts := httptest.NewServer(b.Handler())
 	// Cleanups run last-in first-out: the broker closes its sessions (and
 	// so their GET streams) before the HTTP server waits for its handlers.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -40,11 +42,17 @@ func (u *Upstream) connect(ctx context.Context) (*mcp.ClientSession, Catalog, er
 	if err != nil {
 		return nil, Catalog{}, err
 	}
+	rt = &boundedGET{base: rt, life: ctx, timeout: u.opts.RequestTimeout}
 	transport := &mcp.StreamableClientTransport{
 		Endpoint: u.srv.URL,
 		// No Client.Timeout: it would cut the long-lived SSE stream that
 		// carries list_changed notifications. Contexts bound each request.
 		HTTPClient: &http.Client{Transport: &streamObserver{base: rt, opened: u.requestRelist}},
+		// The go-sdk retries a failed SSE stream for up to ~20s, on a
+		// context we cannot cancel, and even inside Connect. Failing at
+		// once hands the reconnect to run, which does it with a fresh
+		// session, a re-list and a backoff that Close can interrupt.
+		MaxRetries: -1,
 	}
 	hctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
 	defer cancel()
@@ -162,6 +170,48 @@ func (t *streamObserver) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.opened()
 	}
 	return resp, err
+}
+
+// boundedGET bounds the wait for the response headers of GET requests (the
+// standalone SSE stream) and ties the stream to the Upstream's lifetime. The
+// go-sdk opens that stream inside Connect on a context detached from ours,
+// so a backend that never answers it would otherwise hang Connect, and
+// Close with it. POSTs are left alone: a proxied tool call may legitimately
+// take longer than any header timeout, and its caller's context bounds it.
+type boundedGET struct {
+	base    http.RoundTripper
+	life    context.Context
+	timeout time.Duration
+}
+
+func (t *boundedGET) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet {
+		return t.base.RoundTrip(r)
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	stopLife := context.AfterFunc(t.life, cancel)
+	timer := time.AfterFunc(t.timeout, cancel)
+	resp, err := t.base.RoundTrip(r.WithContext(ctx))
+	timer.Stop()
+	release := func() { stopLife(); cancel() }
+	if err != nil {
+		release()
+		return nil, err
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
+	return resp, nil
+}
+
+// releasingBody releases the request's context once the body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
 }
 
 // credentialTransport wraps base to send the credential, resolved afresh on

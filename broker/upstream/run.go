@@ -108,8 +108,6 @@ func (u *Upstream) refresh(ctx context.Context, cs *mcp.ClientSession) error {
 	defer cancel()
 	cat, err := discover(lctx, cs)
 	if err == nil {
-		u.log.Debug("backend lists changed", "tools", len(cat.Tools), "prompts", len(cat.Prompts),
-			"resources", len(cat.Resources), "resourceTemplates", len(cat.ResourceTemplates))
 		u.publish(cat, cs)
 		return nil
 	}

@@ -275,6 +275,8 @@ func (u *Upstream) publish(cat Catalog, cs *mcp.ClientSession) {
 	u.snap.ResourceTemplates = len(cat.ResourceTemplates)
 	u.mu.Unlock()
 	if changed {
+		u.log.Debug("backend lists changed", "tools", len(cat.Tools), "prompts", len(cat.Prompts),
+			"resources", len(cat.Resources), "resourceTemplates", len(cat.ResourceTemplates))
 		u.opts.OnChange(cat)
 	}
 }

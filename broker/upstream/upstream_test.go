@@ -294,3 +294,33 @@ func TestBackoffBounds(t *testing.T) {
 		t.Errorf("after reset: %v", d)
 	}
 }
+
+// TestHangingStreamDoesNotHang covers a backend that accepts the standalone
+// SSE GET but never answers it: Connect must give up after RequestTimeout
+// rather than hang, and Close must return promptly.
+func TestHangingStreamDoesNotHang(t *testing.T) {
+	srv := mcptest.NewEchoServer("e1")
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			<-r.Context().Done()
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closeSessions(srv); ts.Close() })
+
+	opts := fast()
+	opts.RequestTimeout = 100 * time.Millisecond
+	u := New(config.Server{Name: "hang", URL: ts.URL}, opts)
+	u.Start()
+	s := waitState(t, u, StateUnreachable)
+	if !strings.Contains(s.LastError, "SSE") {
+		t.Errorf("lastError = %q, want the SSE stream failure", s.LastError)
+	}
+	start := time.Now()
+	u.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v", d)
+	}
+}

@@ -235,3 +235,197 @@ func TestOpenSessionProtocolVersion(t *testing.T) {
 		}
 	}
 }
+
+// A backend that lost our session answers 404: the client gets a
+// retryable JSON-RPC error instead (a 404 would end its gateway session),
+// the router forgets the session, and the next call opens a new one.
+func TestBackendSessionLost(t *testing.T) {
+	forBoth(t, func(t *testing.T, jsonResponse bool) {
+		b := newBackend(t, jsonResponse)
+		r := routerFor(t, 0, map[string]*backend{"echo": b})
+		gw := codec(t).Mint()
+		if res := send(t, r, gw, "2025-06-18", call(1, "echo_x", "a")); ran(res.body) != "ran x:a" {
+			t.Fatalf("first call: %d %s", res.status, res.body)
+		}
+		old, _ := r.Sessions().Get(gw, "echo")
+		b.restart()
+		res := send(t, r, gw, "2025-06-18", call(2, "echo_x", "b"))
+		want := `{"jsonrpc":"2.0","id":2,"error":{"code":-32603,"message":"Backend MCP server lost its session; it will be re-initialized on the next call, please retry"}}`
+		if res.status != 200 || res.body != want {
+			t.Fatalf("after restart: %d %s", res.status, res.body)
+		}
+		if _, ok := r.Sessions().Get(gw, "echo"); ok {
+			t.Fatal("lost session still stored")
+		}
+		if r.Metrics.SessionsLost.Load() != 1 || r.Metrics.Rejected[RejectBackendSessionLost].Load() != 1 {
+			t.Errorf("metrics lost=%d rejected=%d", r.Metrics.SessionsLost.Load(), r.Metrics.Rejected[RejectBackendSessionLost].Load())
+		}
+		res = send(t, r, gw, "2025-06-18", call(3, "echo_x", "c"))
+		if res.status != 200 || ran(res.body) != "ran x:c" {
+			t.Fatalf("retry: %d %s", res.status, res.body)
+		}
+		if cur, _ := r.Sessions().Get(gw, "echo"); cur == old || cur == "" || b.initCount() != 2 {
+			t.Fatalf("retry did not open a new session (%q, %d inits)", cur, b.initCount())
+		}
+	})
+}
+
+// ResponseHeaders without a backend: which statuses and streams count.
+func TestResponseHeaders(t *testing.T) {
+	r := newTestRouter(t, "router.yaml")
+	gw := codec(t).Mint()
+	routed := func(t *testing.T) *Stream {
+		t.Helper()
+		r.Sessions().Put(gw, "default/weather", "b1")
+		s := r.NewStream()
+		body := []byte(`{"jsonrpc":"2.0","id":"r","method":"tools/call","params":{"name":"weather_x"}}`)
+		s.RequestHeaders(post(gw, body))
+		if a := s.RequestBody(body); a != Route {
+			t.Fatalf("%s", actions[a])
+		}
+		return s
+	}
+	tests := []struct {
+		name         string
+		status       int
+		fromUpstream bool
+		newer        bool // a newer backend session was stored meanwhile
+		want         ResponseAction
+		wantKept     string // the backend session stored afterwards
+	}{
+		{"ok", 200, true, false, ResponseContinue, "b1"},
+		{"upstream 404", 404, true, false, ResponseReply, ""},
+		{"envoy's own 404 (no route)", 404, false, false, ResponseContinue, "b1"},
+		{"upstream 500", 500, true, false, ResponseContinue, "b1"},
+		{"upstream 400", 400, true, false, ResponseContinue, "b1"},
+		{"404 for an already replaced session", 404, true, true, ResponseReply, "b2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lost := r.Metrics.SessionsLost.Load()
+			s := routed(t)
+			defer s.Release()
+			if tt.newer {
+				r.Sessions().Put(gw, "default/weather", "b2")
+			}
+			if got := s.ResponseHeaders(tt.status, tt.fromUpstream); got != tt.want {
+				t.Fatalf("ResponseHeaders = %s, want %s", responseAction[got], responseAction[tt.want])
+			}
+			kept, _ := r.Sessions().Get(gw, "default/weather")
+			if kept != tt.wantKept {
+				t.Errorf("stored session %q, want %q", kept, tt.wantKept)
+			}
+			wantLost := lost
+			if tt.want == ResponseReply && !tt.newer {
+				wantLost++
+			}
+			if got := r.Metrics.SessionsLost.Load(); got != wantLost {
+				t.Errorf("SessionsLost = %d, want %d", got, wantLost)
+			}
+			if tt.want == ResponseReply {
+				checkReply(t, s, `"r"`)
+			}
+			var w recorder
+			s.ApplyResponse(&w)
+			if want := []string{"set mcp-session-id: " + gw}; !slices.Equal(w.ops, want) {
+				t.Errorf("ApplyResponse %q, want %q", w.ops, want)
+			}
+		})
+	}
+	// Forwarded requests: the broker's 404 (unknown gateway session) passes,
+	// and their response headers are left alone.
+	s := r.NewStream()
+	defer s.Release()
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	s.RequestHeaders(post(gw, body))
+	s.RequestBody(body)
+	if got := s.ResponseHeaders(404, true); got != ResponseContinue {
+		t.Fatalf("forwarded 404: %s", responseAction[got])
+	}
+	var w recorder
+	s.ApplyResponse(&w)
+	if len(w.ops) != 0 {
+		t.Fatalf("ApplyResponse on a forwarded request: %q", w.ops)
+	}
+}
+
+// DELETE of a gateway session forgets its backend sessions and ends them
+// on every backend; the request itself goes on to the broker.
+func TestDeleteEndsBackendSessions(t *testing.T) {
+	forBoth(t, func(t *testing.T, jsonResponse bool) {
+		echo, other := newBackend(t, jsonResponse), newBackend(t, jsonResponse)
+		r := routerFor(t, 0, map[string]*backend{"echo": echo, "other": other})
+		gw, bystander := codec(t).Mint(), codec(t).Mint()
+		for _, g := range []string{gw, bystander} {
+			for _, tool := range []string{"echo_x", "other_x"} {
+				if res := send(t, r, g, "2025-06-18", call(1, tool, "")); res.status != 200 {
+					t.Fatalf("%s: %d %s", tool, res.status, res.body)
+				}
+			}
+		}
+		echoID, _ := r.Sessions().Get(gw, "echo")
+		otherID, _ := r.Sessions().Get(gw, "other")
+
+		s := r.NewStream()
+		if a := s.RequestHeaders(RequestHeaders{Method: "DELETE", SessionID: gw, ContentLength: -1, EndOfStream: true}); a != HeadersContinue {
+			t.Fatalf("DELETE: %s", headersActions[a])
+		}
+		s.Release()
+		for _, srv := range []string{"echo", "other"} {
+			if _, ok := r.Sessions().Get(gw, srv); ok {
+				t.Errorf("%s session kept after DELETE", srv)
+			}
+			if _, ok := r.Sessions().Get(bystander, srv); !ok {
+				t.Errorf("another gateway session's %s session dropped", srv)
+			}
+		}
+		for b, want := range map[*backend]string{echo: echoID, other: otherID} {
+			select {
+			case got := <-b.deleteHit:
+				if got != want {
+					t.Errorf("backend got DELETE for %q, want %q", got, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("backend session not ended")
+			}
+		}
+		// The ended session is gone on the backend: a call with it is a 404,
+		// which the router turns into a retry, then a fresh session.
+		r.Sessions().Put(gw, "echo", echoID)
+		if res := send(t, r, gw, "2025-06-18", call(2, "echo_x", "")); !strings.Contains(res.body, "lost its session") {
+			t.Errorf("ended session still usable: %d %s", res.status, res.body)
+		}
+		if res := send(t, r, gw, "2025-06-18", call(3, "echo_x", "z")); ran(res.body) != "ran x:z" {
+			t.Errorf("after DELETE: %d %s", res.status, res.body)
+		}
+	})
+}
+
+// Adapters embed the Stream and Init it again for the next request as soon
+// as the DELETE's headers are done: the background close must not read the
+// Stream (run with -race).
+func TestDeleteThenStreamReuse(t *testing.T) {
+	setTestEnv(t)
+	var calls atomic.Int64
+	r := New(Options{HTTPClient: &http.Client{Transport: failingTransport{&calls}}})
+	if err := r.Apply(loadConfig(t, "router.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	gw := codec(t).Mint()
+	r.Sessions().Put(gw, "default/weather", "b1")
+	r.Sessions().Put(gw, "default/github", "b2")
+	r.Sessions().Put(gw, "tools/everything", "") // stateless: nothing to end
+	var s Stream
+	s.Init(r)
+	s.RequestHeaders(RequestHeaders{Method: "DELETE", SessionID: gw, ContentLength: -1, EndOfStream: true})
+	s.Release()
+	other := New(Options{})
+	s.Init(other) // the next request on this worker
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("%d backend DELETEs, want 2", calls.Load())
+	}
+}

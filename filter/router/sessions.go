@@ -117,7 +117,12 @@ func (s *Sessions) Drop(gateway string) []backendSession {
 	s.cache.Remove(gateway)
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
-	return gs.backends
+	// Detach the slice: an Invalidate that found gs before the Remove would
+	// otherwise shift elements in place while the caller reads them, and a
+	// second Drop would return (and end) the same sessions again.
+	dropped := gs.backends
+	gs.backends = nil
+	return dropped
 }
 
 // ensure returns gateway's backend session for server, running open at most
@@ -133,6 +138,13 @@ func (s *Sessions) ensure(gateway, server string, open func() (string, error)) (
 		s.mu.Unlock()
 		<-p.done
 		return p.id, p.err
+	}
+	// Check again under the lock: an open that finished between the Get
+	// above and the Lock has stored its session (Put happens before its
+	// inflight entry is deleted under s.mu), and must not be opened twice.
+	if id, ok := s.Get(gateway, server); ok {
+		s.mu.Unlock()
+		return id, nil
 	}
 	p := &pendingInit{done: make(chan struct{})}
 	s.inflight[key] = p

@@ -149,11 +149,13 @@ func (s *Stream) endSessions() {
 	if len(dropped) == 0 {
 		return
 	}
-	t := s.t
+	// Capture what the goroutine needs: the Stream itself may be Released
+	// and Init'ed for the adapter's next request while it runs.
+	t, in := s.t, s.r.init
 	go func() {
 		for _, b := range dropped {
 			if srv := t.byName[b.server]; srv != nil && b.id != "" {
-				s.r.init.close(context.Background(), srv, b.id)
+				in.close(context.Background(), srv, b.id)
 			}
 		}
 	}()

@@ -1,0 +1,70 @@
+// Package layering enforces the import rules that keep the architecture
+// visible: the router core and the config contract are plain Go (no cgo, no
+// Envoy), the broker and the router never import each other, and product
+// code never imports tests/.
+package layering
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/mcpgw/mcpgw"
+
+// deps lists the transitive imports of pkg, as `go list -deps` sees them
+// with the given cgo setting.
+func deps(t *testing.T, pkg string, cgo bool) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", module+"/"+pkg)
+	cmd.Dir = "../.."
+	if cgo {
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=1")
+	} else {
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestImportRules(t *testing.T) {
+	for _, tc := range []struct {
+		pkg       string
+		forbidden []string
+	}{
+		{"filter/config", []string{"github.com/envoyproxy/", module + "/filter/router", module + "/broker", module + "/controller"}},
+		{"filter/router", []string{"github.com/envoyproxy/", module + "/broker", module + "/controller", module + "/filter/dynmod"}},
+		{"filter/sessionid", []string{"github.com/envoyproxy/", module + "/broker"}},
+		{"broker/...", []string{module + "/filter/router", module + "/filter/dynmod", module + "/controller", module + "/tests"}},
+		{"filter/dynmod", []string{module + "/broker", module + "/tests"}},
+	} {
+		for _, dep := range deps(t, tc.pkg, true) {
+			for _, f := range tc.forbidden {
+				if strings.HasPrefix(dep, f) {
+					t.Errorf("%s imports %s (forbidden: %s)", tc.pkg, dep, f)
+				}
+			}
+		}
+	}
+}
+
+// TestCoreBuildsWithoutCgo proves the core has no cgo: it must build with
+// CGO_ENABLED=0 and must not depend on package "C" or runtime/cgo.
+func TestCoreBuildsWithoutCgo(t *testing.T) {
+	for _, pkg := range []string{"filter/config", "filter/router", "filter/sessionid"} {
+		for _, dep := range deps(t, pkg, false) {
+			if dep == "C" || dep == "runtime/cgo" {
+				t.Errorf("%s depends on %s", pkg, dep)
+			}
+		}
+		cmd := exec.Command("go", "build", "./"+pkg)
+		cmd.Dir = "../.."
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s does not build without cgo: %v\n%s", pkg, err, out)
+		}
+	}
+}
