@@ -73,7 +73,7 @@ type Broker struct {
 	key      string // the resolved session key, to notice rotations
 	backends map[string]*backend
 	reg      *registry
-	closing  sync.WaitGroup // upstreams being closed in the background
+	closing  sync.WaitGroup // upstreams and sessions being closed in the background
 }
 
 // backend is one configured server and its connection.
@@ -198,11 +198,15 @@ func (b *Broker) applyKeyLocked(ref config.SecretRef) error {
 	b.codec.Store(codec)
 	if rotated {
 		b.log.Info("session key rotated; closing sessions signed with the old key")
-		for ss := range b.server.Sessions() {
-			if !codec.Valid(ss.ID()) {
-				ss.Close()
+		// In the background: Close waits for the session's requests in
+		// flight, and a proxied one may be waiting for b.mu.
+		b.closing.Go(func() {
+			for ss := range b.server.Sessions() {
+				if !codec.Valid(ss.ID()) {
+					ss.Close()
+				}
 			}
-		}
+		})
 	}
 	return nil
 }

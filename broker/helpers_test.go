@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,14 +119,13 @@ func connect(t *testing.T, url string, opts *mcp.ClientOptions) *client {
 type getObserver struct {
 	base   http.RoundTripper
 	opened chan struct{}
-	done   bool
+	once   sync.Once
 }
 
 func (o *getObserver) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := o.base.RoundTrip(r)
-	if err == nil && r.Method == http.MethodGet && resp.StatusCode == http.StatusOK && !o.done {
-		o.done = true // only the client's single SSE goroutine issues GETs
-		close(o.opened)
+	if err == nil && r.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+		o.once.Do(func() { close(o.opened) })
 	}
 	return resp, err
 }

@@ -28,7 +28,7 @@ func (stubHandlers) tool(backend, name string) mcp.ToolHandler {
 }
 
 func (stubHandlers) prompt(string, string) mcp.PromptHandler { return nil }
-func (stubHandlers) resource(string) mcp.ResourceHandler      { return nil }
+func (stubHandlers) resource(string) mcp.ResourceHandler     { return nil }
 
 // registryUnderTest is a registry on a fresh server, with a client session
 // to that server over in-memory transports.

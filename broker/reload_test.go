@@ -208,3 +208,28 @@ func TestRunRejectsBadStart(t *testing.T) {
 		t.Errorf("Run with a missing file = %v", err)
 	}
 }
+
+func TestSameConnection(t *testing.T) {
+	cred := func(header, env string) *config.Credential {
+		return &config.Credential{Header: header, SecretRef: config.SecretRef{Env: env}}
+	}
+	base := config.Server{Name: "s", URL: "http://a/mcp", Prefix: "p_", Hostname: "a", Credential: cred("", "TOKEN")}
+	for _, tc := range []struct {
+		name string
+		edit func(*config.Server)
+		same bool
+	}{
+		{"unchanged", func(*config.Server) {}, true},
+		{"prefix and hostname", func(s *config.Server) { s.Prefix, s.Hostname = "q_", "b" }, true},
+		{"url", func(s *config.Server) { s.URL = "http://b/mcp" }, false},
+		{"credential removed", func(s *config.Server) { s.Credential = nil }, false},
+		{"credential header", func(s *config.Server) { s.Credential = cred("X-Key", "TOKEN") }, false},
+		{"credential source", func(s *config.Server) { s.Credential = cred("", "OTHER") }, false},
+	} {
+		s := base
+		tc.edit(&s)
+		if got := sameConnection(base, s); got != tc.same {
+			t.Errorf("%s: sameConnection = %v, want %v", tc.name, got, tc.same)
+		}
+	}
+}

@@ -31,8 +31,9 @@ func (u *Upstream) run(ctx context.Context) {
 			continue
 		}
 		readyAt := time.Now()
-		u.setState(StateReady, cs.InitializeResult().ProtocolVersion, nil)
+		// Publish first: once the status says ready, the lists are in place.
 		u.publish(cat, cs)
+		u.setState(StateReady, cs.InitializeResult().ProtocolVersion, nil)
 		err = u.monitor(ctx, cs)
 		u.dropSession()
 		cs.Close()

@@ -192,7 +192,8 @@ func (u *Upstream) Snapshot() Snapshot {
 	return u.snap
 }
 
-// Catalog returns the current catalog (empty unless the backend was ready).
+// Catalog returns the last discovered catalog. It survives a lost session
+// until a reconnect attempt fails, and is empty before the first success.
 func (u *Upstream) Catalog() Catalog {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -91,8 +91,8 @@ func TestReadyDiscoversEverything(t *testing.T) {
 	if len(cat.Resources) != 1 || cat.Resources[0].URI != mcptest.PiURI {
 		t.Errorf("resources = %v, want %s", cat.Resources, mcptest.PiURI)
 	}
-	s := u.Snapshot()
-	if s.State != StateReady || s.ProtocolVersion != "2025-11-25" || s.Tools != 2 || s.Resources != 1 || s.LastError != "" {
+	s := waitState(t, u, StateReady) // set just after OnChange
+	if s.ProtocolVersion != "2025-11-25" || s.Tools != 2 || s.Resources != 1 || s.LastError != "" {
 		t.Errorf("snapshot = %+v", s)
 	}
 	cs, err := u.Session()

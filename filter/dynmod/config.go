@@ -113,11 +113,25 @@ func acquireRouter(path string) (*sharedRouter, error) {
 	log := slog.New(envoyLogHandler{}).With("config", path)
 	r := router.New(router.Options{Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
+	// Watch applies the first load before returning; a config that parses
+	// but does not compile (e.g. a session key variable missing from
+	// Envoy's environment) must fail the filter config like a parse error,
+	// not leave a router that answers 503 to everything.
+	var firstErr error
+	first := true
 	stats, err := config.Watch(ctx, path, config.WatchOptions{Logger: log}, func(c *config.Config) {
-		if err := r.Apply(c); err != nil {
+		err := r.Apply(c)
+		if first {
+			first, firstErr = false, err
+			return
+		}
+		if err != nil {
 			log.Error("config not applied; keeping the previous one", "error", err)
 		}
 	})
+	if err == nil {
+		err = firstErr
+	}
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("config_path %q: %w", path, err)

@@ -8,6 +8,7 @@
 //
 // Envoy filter configuration:
 //
+//	http_filters:
 //	- name: mcpgw
 //	  typed_config:
 //	    "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
@@ -16,6 +17,7 @@
 //	    filter_config:
 //	      "@type": type.googleapis.com/google.protobuf.StringValue
 //	      value: '{"config_path": "/etc/mcpgw/config.yaml"}'
+//	- name: envoy.filters.http.router  # after mcpgw
 //
 // (a google.protobuf.Struct with the same field works too). Filter configs
 // naming the same config_path share one router.Router and one config.Watch.

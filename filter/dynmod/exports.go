@@ -187,7 +187,8 @@ func envoy_dynamic_module_on_http_filter_http_stream_trailers(envoy, fh C.uintpt
 }
 
 //export envoy_dynamic_module_on_http_filter_http_stream_complete
-func envoy_dynamic_module_on_http_filter_http_stream_complete(envoy, fh C.uintptr_t, stream C.uint64_t) {}
+func envoy_dynamic_module_on_http_filter_http_stream_complete(envoy, fh C.uintptr_t, stream C.uint64_t) {
+}
 
 //export envoy_dynamic_module_on_http_filter_http_stream_reset
 func envoy_dynamic_module_on_http_filter_http_stream_reset(envoy, fh C.uintptr_t, stream C.uint64_t, reason C.int32_t) {

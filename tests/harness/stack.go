@@ -31,6 +31,10 @@ type StackOptions struct {
 	// routing straight to it.
 	DirectBackend string
 	Concurrency   int
+	// Template is the Envoy bootstrap template; empty means
+	// envoy/local.yaml.tmpl under Root. The benchmarks pass a copy with an
+	// extra listener.
+	Template      string
 	EnvoyLogLevel string
 	EnvoyOutput   io.Writer
 	Logger        *slog.Logger // broker logs; nil discards
@@ -75,10 +79,12 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 			return nil, err
 		}
 	}
+	if o.Template == "" {
+		o.Template = filepath.Join(o.Root, "envoy", "local.yaml.tmpl")
+	}
 	s.Envoy, err = StartEnvoy(ctx, EnvoyOptions{
-		Binary: o.EnvoyBinary, ModuleDir: o.ModuleDir,
-		Template: filepath.Join(o.Root, "envoy", "local.yaml.tmpl"),
-		Config:   ec, WorkDir: o.WorkDir, Concurrency: o.Concurrency,
+		Binary: o.EnvoyBinary, ModuleDir: o.ModuleDir, Template: o.Template,
+		Config: ec, WorkDir: o.WorkDir, Concurrency: o.Concurrency,
 		LogLevel: o.EnvoyLogLevel, Output: o.EnvoyOutput,
 	})
 	if err != nil {

@@ -100,8 +100,9 @@ func ProgramInit() string {
 
 // Config is a fake Envoy filter config.
 type Config struct {
-	id     uintptr
-	module C.uintptr_t
+	id        uintptr
+	module    C.uintptr_t
+	destroyed atomic.Bool
 
 	mu       sync.Mutex
 	frozen   bool
@@ -133,9 +134,11 @@ func NewConfig(name string, config []byte) (*Config, error) {
 	return c, nil
 }
 
-// Destroy calls on_http_filter_config_destroy.
+// Destroy calls on_http_filter_config_destroy (once).
 func (c *Config) Destroy() {
-	C.envoy_dynamic_module_on_http_filter_config_destroy(c.module)
+	if c.destroyed.CompareAndSwap(false, true) {
+		C.envoy_dynamic_module_on_http_filter_config_destroy(c.module)
+	}
 }
 
 // DestroyHandle calls on_http_filter_config_destroy with any value, e.g. a

@@ -306,10 +306,16 @@ func (s *Stream) Stubs() {
 	})
 }
 
+// Destroyed reports whether Destroy ran.
+func (s *Stream) Destroyed() bool { return s.destroyed.Load() }
+
 // Destroy calls stream_complete and destroy, as Envoy does at the end of a
 // stream (destroy is skipped when filter_new returned 0), then frees the
 // stream's C memory. Late scheduler commits are dropped.
 func (s *Stream) Destroy() {
+	if s.destroyed.Load() {
+		return
+	}
 	s.hook(func() {
 		C.envoy_dynamic_module_on_http_filter_stream_complete(C.uintptr_t(s.id), s.module)
 		if s.module != 0 {

@@ -1,0 +1,290 @@
+package dynmod_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/mcpgw/mcpgw/filter/dynmod/internal/fakehost"
+)
+
+func toolCall(id int, name string) string {
+	return `{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"tools/call","params":{"name":"` + name +
+		`","arguments":{"city":"Paris"}}}`
+}
+
+// checkRouted verifies the request headers and body of a call routed to b.
+func checkRouted(t testing.TB, s *fakehost.Stream, b *backend, backendSession string, id, clears int) {
+	t.Helper()
+	u, _ := url.Parse(b.URL)
+	want := map[string]string{
+		":authority":          "weather.default.svc",
+		":path":               "/mcp",
+		"x-mcp-servername":    "default/weather",
+		"x-mcp-toolname":      "now",
+		"x-mcp-upstream-host": u.Host,
+		"x-mcp-method":        "tools/call",
+		"mcp-session-id":      backendSession,
+	}
+	for k, v := range want {
+		if got := s.Request.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("%s = %q, want [%q]", k, got, v)
+		}
+	}
+	wantBody := toolCall(id, "now")
+	if s.Body() != wantBody {
+		t.Errorf("body = %s\nwant   %s", s.Body(), wantBody)
+	}
+	if cl := s.Request.Get("content-length"); cl != strconv.Itoa(len(wantBody)) {
+		t.Errorf("content-length = %s, want %d", cl, len(wantBody))
+	}
+	if s.RouteCacheClears != clears {
+		t.Errorf("route cache cleared %d times, want %d", s.RouteCacheClears, clears)
+	}
+}
+
+func awaitDeleted(t testing.TB, s *fakehost.Stream) {
+	t.Helper()
+	for i := 0; s.SchedulersDeleted.Load() != int32(s.SchedulersCreated); i++ {
+		if i > 1000 {
+			t.Fatalf("schedulers: %d created, %d deleted", s.SchedulersCreated, s.SchedulersDeleted.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// openAndRoute runs a first call of gw to b through session init and
+// returns the backend session id.
+func openAndRoute(t testing.TB, g *gateway, b *backend, gw string, id int) (*fakehost.Stream, string) {
+	t.Helper()
+	s, st := g.post(request{session: gw, body: toolCall(id, "weather_now"),
+		headers: map[string]string{"x-mcp-toolname": "spoofed"}})
+	if st != fakehost.StopIterationAndBuffer {
+		t.Fatalf("first call: body status %d, want StopIterationAndBuffer while the session opens; replies %+v", st, s.Replies)
+	}
+	if s.SchedulersCreated != 1 || s.ContinueDecodings != 0 {
+		t.Fatalf("schedulers %d, continues %d; want 1 and 0", s.SchedulersCreated, s.ContinueDecodings)
+	}
+	if a := s.Request.Get(":authority"); a != "gateway.example" {
+		t.Fatalf(":authority changed before the session was open: %q", a)
+	}
+	ev := awaitEvent(t, s)
+	sid := <-b.inits
+	s.Scheduled(ev) // Envoy runs the scheduled hook on the worker
+	if s.ContinueDecodings != 1 || len(s.Replies) != 0 {
+		t.Fatalf("after the event: continues %d, replies %+v; want 1 continue", s.ContinueDecodings, s.Replies)
+	}
+	checkRouted(t, s, b, sid, id, 2) // the spoofed header, then the route
+	awaitDeleted(t, s)
+	return s, sid
+}
+
+func TestLazySessionInitThenRoute(t *testing.T) {
+	b := newBackend(t)
+	g := newGateway(t, b.server())
+	gw := g.codec.Mint()
+
+	s, sid := openAndRoute(t, g, b, gw, 2)
+	// The response carries the backend's session id; the client must only
+	// ever see its gateway session.
+	s.Response.Add(":status", "200")
+	s.Response.Add("mcp-session-id", sid)
+	s.SetAttribute(fakehost.AttributeResponseCodeDetails, "via_upstream")
+	if st := s.ResponseHeaders(false); st != fakehost.Continue {
+		t.Fatalf("response headers status %d", st)
+	}
+	if got := s.Response.Values("mcp-session-id"); len(got) != 1 || got[0] != gw {
+		t.Errorf("response mcp-session-id = %q, want the gateway session", got)
+	}
+	if b, tr := s.ResponseBodyAndTrailers(); b != fakehost.Continue || tr != fakehost.Continue {
+		t.Errorf("response body/trailers status %d/%d", b, tr)
+	}
+	s.Destroy()
+
+	// The second call reuses the session: routed in the body hook.
+	s2, st := g.post(request{session: gw, body: toolCall(3, "weather_now")})
+	if st != fakehost.Continue || s2.SchedulersCreated != 0 {
+		t.Fatalf("second call: status %d, schedulers %d; want Continue without session init", st, s2.SchedulersCreated)
+	}
+	checkRouted(t, s2, b, sid, 3, 1)
+	s2.Destroy()
+
+	for name, want := range map[string]uint64{"mcpgw.session_inits": 1, "mcpgw.routed": 2, "mcpgw.requests": 2} {
+		if got := counter(t, g.cfg, name); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+func TestBackend404InvalidatesSession(t *testing.T) {
+	b := newBackend(t)
+	g := newGateway(t, b.server())
+	gw := g.codec.Mint()
+	s, sid := openAndRoute(t, g, b, gw, 1)
+	s.Destroy()
+
+	// Envoy's own 404 (e.g. no route) is passed through.
+	s2, _ := g.post(request{session: gw, body: toolCall(2, "weather_now")})
+	s2.Response.Add(":status", "404")
+	s2.SetAttribute(fakehost.AttributeResponseCodeDetails, "route_not_found")
+	if st := s2.ResponseHeaders(true); st != fakehost.Continue || len(s2.Replies) != 0 {
+		t.Fatalf("Envoy 404: status %d, replies %+v; want it passed through", st, s2.Replies)
+	}
+	s2.Destroy()
+
+	// The backend's 404: it lost our session.
+	s3, _ := g.post(request{session: gw, body: toolCall(3, "weather_now")})
+	checkRouted(t, s3, b, sid, 3, 1)
+	s3.Response.Add(":status", "404")
+	s3.SetAttribute(fakehost.AttributeResponseCodeDetails, "via_upstream")
+	if st := s3.ResponseHeaders(false); st != fakehost.StopIteration {
+		t.Fatalf("backend 404: status %d, want StopIteration after a local reply", st)
+	}
+	r := reply(t, s3)
+	if r.Status != 200 || gjson.Get(r.Body, "error.code").Int() != -32603 || gjson.Get(r.Body, "id").Int() != 3 {
+		t.Errorf("reply %d %s, want 200 with a -32603 error for id 3", r.Status, r.Body)
+	}
+	s3.Destroy()
+
+	// The session was forgotten: the next call opens a new one.
+	s4, sid2 := openAndRoute(t, g, b, gw, 4)
+	if sid2 == sid {
+		t.Errorf("backend session %q reused after the backend lost it", sid)
+	}
+	s4.Destroy()
+	if n := counter(t, g.cfg, "mcpgw.sessions_lost"); n != 1 {
+		t.Errorf("mcpgw.sessions_lost = %d, want 1", n)
+	}
+}
+
+func TestBackendUnavailable(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	g := newGateway(t, server{name: "default/weather", url: dead.URL + "/mcp", hostname: "w.svc", prefix: "weather_"})
+	s, st := g.post(request{session: g.codec.Mint(), body: toolCall(5, "weather_now")})
+	if st != fakehost.StopIterationAndBuffer {
+		t.Fatalf("status %d", st)
+	}
+	s.Scheduled(awaitEvent(t, s))
+	r := reply(t, s)
+	if r.Status != 200 || gjson.Get(r.Body, "error.code").Int() != -32603 || r.Details != "mcpgw_backend_unavailable" {
+		t.Errorf("reply %d %s %s", r.Status, r.Details, r.Body)
+	}
+	if s.ContinueDecodings != 0 {
+		t.Error("continued decoding after a local reply")
+	}
+}
+
+func TestStreamDestroyedWhileOpening(t *testing.T) {
+	release := make(chan struct{})
+	blocked := make(chan struct{}, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		blocked <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "late", http.StatusServiceUnavailable)
+	}))
+	defer slow.Close()
+	defer close(release)
+	g := newGateway(t, server{name: "default/weather", url: slow.URL + "/mcp", hostname: "w.svc", prefix: "weather_"})
+
+	s, st := g.post(request{session: g.codec.Mint(), body: toolCall(1, "weather_now")})
+	if st != fakehost.StopIterationAndBuffer {
+		t.Fatalf("status %d", st)
+	}
+	<-blocked
+	s.Destroy() // the client went away while the session was opening
+	awaitDeleted(t, s)
+	select {
+	case ev := <-s.Events:
+		t.Errorf("event %d delivered for a destroyed stream", ev)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	// Slots are reused: later streams work normally.
+	for i := 0; i < 3; i++ {
+		s2, st := g.post(request{body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`})
+		if st != fakehost.Continue || s2.Request.Get("x-mcp-method") != "ping" {
+			t.Fatalf("stream after an abandoned one: status %d", st)
+		}
+		s2.Destroy()
+	}
+}
+
+func TestConfigsShareRouter(t *testing.T) {
+	b := newBackend(t)
+	g := newGateway(t, b.server())
+	gw := g.codec.Mint()
+	s, sid := openAndRoute(t, g, b, gw, 1)
+	s.Destroy()
+
+	// A listener update: Envoy creates the new filter config, then destroys
+	// the old one. Backend sessions survive.
+	cfg2 := g.newConfig()
+	g.cfg.Destroy()
+	g.cfg = cfg2
+	s2, st := g.post(request{session: gw, body: toolCall(2, "weather_now")})
+	if st != fakehost.Continue {
+		t.Fatalf("status %d: the session opened under the old filter config was lost", st)
+	}
+	checkRouted(t, s2, b, sid, 2, 1)
+}
+
+// The prefix-stripped body must replace the original wherever Envoy holds
+// it: in the current chunk, in the decoding buffer, or in both.
+func TestRoutedBodyReplacement(t *testing.T) {
+	b := newBackend(t)
+	g := newGateway(t, b.server())
+	gw := g.codec.Mint()
+	s, sid := openAndRoute(t, g, b, gw, 1)
+	s.Destroy()
+	for _, tc := range []struct {
+		name     string
+		chunk    int
+		split    bool
+		previous bool
+	}{{"one chunk", 0, false, false}, {"two frames", 0, true, false}, {"many chunks", 5, true, false},
+		{"received is the buffer", 0, false, true}, {"received is the buffer, chunked", 9, false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := toolCall(2, "weather_now")
+			s, _ := g.start(g.cfg, request{session: gw, body: body})
+			s.ChunkSize, s.PreviousFilterBuffered = tc.chunk, tc.previous
+			if tc.split {
+				s.RequestBody([]byte(body[:20]), false)
+				body = body[20:]
+			}
+			if st := s.RequestBody([]byte(body), true); st != fakehost.Continue {
+				t.Fatalf("status %d, replies %+v", st, s.Replies)
+			}
+			checkRouted(t, s, b, sid, 2, 1)
+			s.Destroy()
+		})
+	}
+}
+
+func TestRoutedCallEndingWithTrailers(t *testing.T) {
+	b := newBackend(t)
+	g := newGateway(t, b.server())
+	gw := g.codec.Mint()
+	body := toolCall(1, "weather_now")
+	s, _ := g.start(g.cfg, request{session: gw, body: body})
+	if st := s.RequestBody([]byte(body), false); st != fakehost.StopIterationAndBuffer {
+		t.Fatalf("body status %d", st)
+	}
+	// The session is opened from the trailers hook.
+	if st := s.RequestTrailers(); st != fakehost.StopIteration {
+		t.Fatalf("trailers status %d, want StopIteration while the session opens", st)
+	}
+	s.Scheduled(awaitEvent(t, s))
+	checkRouted(t, s, b, <-b.inits, 1, 1)
+	if s.ContinueDecodings != 1 {
+		t.Errorf("continue_decoding called %d times", s.ContinueDecodings)
+	}
+}

@@ -1,0 +1,149 @@
+package dynmod_test
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// requiredHooks are the exports Envoy 1.39.1 requires of an HTTP filter
+// module (filter_config.cc: every lookup followed by RETURN_IF_NOT_OK_REF).
+var requiredHooks = []string{
+	"envoy_dynamic_module_on_program_init",
+	"envoy_dynamic_module_on_http_filter_config_new",
+	"envoy_dynamic_module_on_http_filter_config_destroy",
+	"envoy_dynamic_module_on_http_filter_new",
+	"envoy_dynamic_module_on_http_filter_request_headers",
+	"envoy_dynamic_module_on_http_filter_request_body",
+	"envoy_dynamic_module_on_http_filter_request_trailers",
+	"envoy_dynamic_module_on_http_filter_response_headers",
+	"envoy_dynamic_module_on_http_filter_response_body",
+	"envoy_dynamic_module_on_http_filter_response_trailers",
+	"envoy_dynamic_module_on_http_filter_stream_complete",
+	"envoy_dynamic_module_on_http_filter_destroy",
+	"envoy_dynamic_module_on_http_filter_http_callout_done",
+	"envoy_dynamic_module_on_http_filter_http_stream_headers",
+	"envoy_dynamic_module_on_http_filter_http_stream_data",
+	"envoy_dynamic_module_on_http_filter_http_stream_trailers",
+	"envoy_dynamic_module_on_http_filter_http_stream_complete",
+	"envoy_dynamic_module_on_http_filter_http_stream_reset",
+	"envoy_dynamic_module_on_http_filter_scheduled",
+	"envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark",
+	"envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark",
+}
+
+// TestSharedObjectSymbols builds the module and checks its dynamic symbol
+// table: every required hook exported, and every Envoy callback it imports
+// provided by Envoy 1.39.1 (a missing one would kill Envoy on first call).
+// Set MCPGW_ENVOY to an envoy binary to check against it instead of the
+// 1.39.1 sources in the Go module cache.
+func TestSharedObjectSymbols(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the shared object")
+	}
+	if _, err := exec.LookPath("nm"); err != nil {
+		t.Skip("nm not installed")
+	}
+	so := filepath.Join(t.TempDir(), "libmcpgw-dynmod.so")
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", so,
+		"github.com/mcpgw/mcpgw/filter/cmd/libmcpgw-dynmod")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	defined, undefined := dynamicSymbols(t, so)
+	for _, h := range requiredHooks {
+		if !defined[h] {
+			t.Errorf("required hook %s is not exported", h)
+		}
+	}
+	for sym := range defined {
+		if strings.HasPrefix(sym, "envoy_dynamic_module_callback_") || strings.HasPrefix(sym, "fh") {
+			t.Errorf("the module defines %s: the test host was linked in", sym)
+		}
+	}
+	var imported []string
+	for sym := range undefined {
+		if strings.HasPrefix(sym, "envoy_dynamic_module_") {
+			imported = append(imported, sym)
+		}
+	}
+	if len(imported) == 0 {
+		t.Fatal("the module imports no Envoy callback: nm output not understood")
+	}
+	known, source := envoyCallbacks(t)
+	for _, sym := range imported {
+		if !known[sym] {
+			t.Errorf("the module imports %s, which %s does not provide", sym, source)
+		}
+	}
+	t.Logf("%d hooks exported; %d callbacks imported, all in %s", len(requiredHooks), len(imported), source)
+}
+
+// dynamicSymbols runs nm -D on file and returns its defined (T) and
+// undefined (U) symbols.
+func dynamicSymbols(t *testing.T, file string) (defined, undefined map[string]bool) {
+	t.Helper()
+	out, err := exec.Command("nm", "-D", file).Output()
+	if err != nil {
+		t.Fatalf("nm -D %s: %v", file, err)
+	}
+	defined, undefined = map[string]bool{}, map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "U":
+			undefined[f[1]] = true
+		case len(f) == 3 && f[1] == "T":
+			defined[f[2]] = true
+		}
+	}
+	return defined, undefined
+}
+
+// commonABICallbacks are defined in source/extensions/dynamic_modules/
+// abi_impl.cc, which the Go module does not contain; the 1.39.1 tests call
+// them, which is checked instead.
+var commonABICallbacks = []string{"envoy_dynamic_module_callback_log", "envoy_dynamic_module_callback_log_enabled"}
+
+var definitionRE = regexp.MustCompile(`(?m)^(?:[A-Za-z_][\w \t*]*[ \t*])?(envoy_dynamic_module_callback_\w+)\(`)
+
+// envoyCallbacks returns the callbacks Envoy 1.39.1 provides, from the
+// binary in MCPGW_ENVOY or else from the sources in the Go module cache.
+func envoyCallbacks(t *testing.T) (map[string]bool, string) {
+	t.Helper()
+	if bin := os.Getenv("MCPGW_ENVOY"); bin != "" {
+		defined, _ := dynamicSymbols(t, bin)
+		return defined, bin
+	}
+	modcache, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(strings.TrimSpace(string(modcache)), "github.com/envoyproxy/envoy@v1.39.1")
+	abi := filepath.Join(root, "source/extensions/filters/http/dynamic_modules/abi_impl.cc")
+	src, err := os.ReadFile(abi)
+	if err != nil {
+		t.Skipf("neither MCPGW_ENVOY nor the Envoy 1.39.1 sources (%v)", err)
+	}
+	known := map[string]bool{}
+	for _, m := range definitionRE.FindAllSubmatch(src, -1) {
+		known[string(m[1])] = true
+	}
+	tests, err := os.ReadFile(filepath.Join(root, "test/extensions/dynamic_modules/http/abi_impl_test.cc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commonABICallbacks {
+		if bytes.Contains(tests, []byte(c+"(")) {
+			known[c] = true
+		}
+	}
+	return known, "Envoy 1.39.1's abi_impl.cc"
+}

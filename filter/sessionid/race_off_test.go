@@ -1,0 +1,5 @@
+//go:build !race
+
+package sessionid
+
+const raceEnabled = false
