@@ -234,13 +234,13 @@ func runGolden(t *testing.T, a txtarFile) (want string, newBody []byte) {
 }
 
 // replyID is the id an error reply must echo: the request's id if it is a
-// valid JSON-RPC id, else null ("").
+// valid JSON-RPC id in a valid, unambiguous message, else null ("").
 func replyID(body []byte) string {
-	if !gjson.ValidBytes(body) {
+	if !gjson.ValidBytes(body) || nesting(body) > maxDepth {
 		return ""
 	}
 	root := gjson.ParseBytes(body)
-	if !root.IsObject() || root.Get("jsonrpc").Str != "2.0" {
+	if !root.IsObject() || ambiguous(root) || root.Get("jsonrpc").Str != "2.0" {
 		return ""
 	}
 	switch id := root.Get("id"); id.Type {

@@ -335,3 +335,98 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("requests, forwarded, routed, parse errors = %v, want %v", got, want)
 	}
 }
+
+func TestToolNameValidity(t *testing.T) {
+	r := newTestRouter(t, "router.yaml")
+	gw := codec(t).Mint()
+	r.Sessions().Put(gw, "default/weather", "b")
+	r.Sessions().Put(gw, "tools/everything", "b")
+	tests := []struct {
+		rawName string // the JSON string, quotes included
+		want    Rejection
+		tool    string
+	}{
+		{`"weather_x"`, RejectNone, "x"},
+		{`"weather_\u00e9t\u00e9"`, RejectNone, "été"},
+		{`"weather_\ud83d\ude00"`, RejectNone, "😀"},
+		{`"weather_\ud800"`, RejectNone, "\ufffd"}, // a lone surrogate decodes to U+FFFD
+		{`"weather_x\r\nx: y"`, RejectUnknownTool, ""},
+		{`"weather_x\u000a"`, RejectUnknownTool, ""},
+		{`"weather_\t"`, RejectUnknownTool, ""},
+		{`"weather_\u007f"`, RejectUnknownTool, ""},
+		{`"\u0000"`, RejectUnknownTool, ""},                // fallback server: still checked
+		{"\"weather_\xb3\"", RejectUnknownTool, ""},        // invalid UTF-8, raw
+		{"\"weather_\\u00e9\xb3\"", RejectUnknownTool, ""}, // invalid UTF-8, escaped path
+		{"\"caf\xc3\xa9\"", RejectNone, "café"},            // valid raw UTF-8, fallback
+	}
+	for _, tt := range tests {
+		body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":` + tt.rawName + `}}`)
+		s := r.NewStream()
+		s.RequestHeaders(post(gw, body))
+		a := s.RequestBody(body)
+		if s.Rejection() != tt.want {
+			t.Errorf("%s: %s (%s), want %s", tt.rawName, actions[a], s.Rejection(), tt.want)
+		}
+		if a == Route {
+			var w recorder
+			s.ApplyRequest(&w)
+			if got, _ := w.get("x-mcp-toolname"); got != tt.tool {
+				t.Errorf("%s: x-mcp-toolname %q, want %q", tt.rawName, got, tt.tool)
+			}
+			checkRouted(t, body, s.NewBody(), &w)
+		}
+		s.Release()
+	}
+}
+
+func TestInternVersion(t *testing.T) {
+	for _, v := range []string{"", "2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"} {
+		if got := internVersion(v); got != v {
+			t.Errorf("internVersion(%q) = %q", v, got)
+		}
+		if n := testing.AllocsPerRun(10, func() { internVersion(v) }); n != 0 {
+			t.Errorf("internVersion(%q) allocates", v)
+		}
+	}
+	buf := []byte("2099-01-01")
+	got := internVersion(unsafeString(buf))
+	copy(buf, "XXXX")
+	if got != "2099-01-01" {
+		t.Errorf("an unknown version aliases the host's memory: %q", got)
+	}
+}
+
+// The hot paths do not allocate (see the benchmarks).
+func TestHotPathAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	r := newTestRouter(t, "router.yaml")
+	gw := codec(t).Mint()
+	r.Sessions().Put(gw, "default/weather", "backend-1")
+	for _, tc := range []struct {
+		body string
+		want Action
+	}{
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_x","arguments":{"a":[1,"b"]}}}`, Route},
+		{`{"jsonrpc":"2.0","id":"x","method":"tools/list"}`, Forward},
+		{`{"jsonrpc":"2.0","id":2,"method":"notifications/initialized"}`, Forward},
+		{`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}`, Reply},
+	} {
+		body := []byte(tc.body)
+		h := post(gw, body)
+		var s Stream
+		n := testing.AllocsPerRun(100, func() {
+			s.Init(r)
+			s.RequestHeaders(h)
+			if a := s.RequestBody(body); a != tc.want {
+				t.Fatalf("%s: %s", tc.body, actions[a])
+			}
+			s.ApplyRequest(nopWriter{})
+			s.Release()
+		})
+		if n != 0 {
+			t.Errorf("%s: %v allocations", tc.body, n)
+		}
+	}
+}

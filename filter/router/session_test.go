@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -100,8 +101,11 @@ func TestOpenSessionConcurrentFirstCalls(t *testing.T) {
 				ids[i] = s.backend
 			})
 		}
-		// Hold the first initialize until the others had time to queue up.
-		time.Sleep(20 * time.Millisecond)
+		// Hold the first initialize at the backend while the others queue
+		// up behind it (those that arrive later find its session stored).
+		for deadline := time.Now().Add(5 * time.Second); b.initCount() == 0 && time.Now().Before(deadline); {
+			runtime.Gosched()
+		}
 		close(b.initGate)
 		wg.Wait()
 		if got := b.initCount(); got != 1 {
@@ -206,7 +210,6 @@ func TestOpenSessionStatelessBackend(t *testing.T) {
 		t.Fatalf("%d initializes", inits.Load())
 	}
 }
-
 
 // The client's protocol version is offered to the backend in initialize,
 // as a JSON string whatever the header holds.
@@ -427,5 +430,55 @@ func TestDeleteThenStreamReuse(t *testing.T) {
 	}
 	if calls.Load() != 2 {
 		t.Fatalf("%d backend DELETEs, want 2", calls.Load())
+	}
+}
+
+// The header/body confusions found while testing, against a real backend:
+// each was routed with x-mcp-toolname "x" while the backend ran "secret".
+// They are now refused before reaching it.
+func TestConfusedCallsRefused(t *testing.T) {
+	b := newBackend(t, true)
+	r := routerFor(t, 0, map[string]*backend{"echo": b})
+	gw := codec(t).Mint()
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo_x","name":"secret"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo_x"},"params":{"name":"secret"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo_x","nam\u0065":"secret"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo_x","NAME":"secret"}}`,
+	} {
+		res := send(t, r, gw, "2025-06-18", body)
+		if res.action != Reply || res.status != 400 || strings.Contains(res.body, "ran ") {
+			t.Errorf("%s: %s %d %s", body, actions[res.action], res.status, res.body)
+		}
+	}
+	if b.initCount() != 0 {
+		t.Errorf("the backend was contacted (%d initializes)", b.initCount())
+	}
+	// The plain call still works.
+	if res := send(t, r, gw, "2025-06-18", call(2, "echo_secret", "ok")); ran(res.body) != "ran secret:ok" {
+		t.Fatalf("plain call: %d %s", res.status, res.body)
+	}
+}
+
+// The router remembers at most gateway.maxSessions gateway sessions; an
+// evicted one's next call simply opens a new backend session.
+func TestSessionsBoundedThroughRouter(t *testing.T) {
+	b := newBackend(t, true)
+	r := routerFor(t, 2, map[string]*backend{"echo": b})
+	c := codec(t)
+	gws := []string{c.Mint(), c.Mint(), c.Mint()}
+	for i, gw := range gws {
+		if res := send(t, r, gw, "2025-06-18", call(i, "echo_x", "")); res.status != 200 {
+			t.Fatalf("%d: %d %s", i, res.status, res.body)
+		}
+	}
+	if n := r.Sessions().Len(); n != 2 {
+		t.Fatalf("%d gateway sessions held, want 2", n)
+	}
+	if _, ok := r.Sessions().Get(gws[0], "echo"); ok {
+		t.Fatal("the least recently used session was not evicted")
+	}
+	if res := send(t, r, gws[0], "2025-06-18", call(9, "echo_x", "back")); ran(res.body) != "ran x:back" || b.initCount() != 4 {
+		t.Fatalf("evicted session: %d %s after %d initializes", res.status, res.body, b.initCount())
 	}
 }

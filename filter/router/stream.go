@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/filter/sessionid"
 )
 
 // RequestHeaders is what the router needs from the request headers. Strings
@@ -87,6 +90,12 @@ type Stream struct {
 	idBuf [maxIDLen]byte
 	id    []byte // raw JSON id: aliases idBuf or heap
 
+	// gatewayBuf holds gateway when it has the length of a valid id (the
+	// common case), so that keeping it does not allocate.
+	gatewayBuf [sessionid.Len]byte
+	// lengthBuf holds the content-length value ApplyRequest writes.
+	lengthBuf [20]byte
+
 	body *[]byte // rewritten body from bodyPool; nil when unchanged
 }
 
@@ -119,9 +128,9 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 	if s.t == nil {
 		return s.reject(RejectNotReady)
 	}
-	s.protocolVersion = strings.Clone(h.ProtocolVersion)
+	s.protocolVersion = internVersion(h.ProtocolVersion)
 	if h.SessionID != "" {
-		s.gateway = strings.Clone(h.SessionID)
+		s.gateway = s.ownGateway(h.SessionID)
 	}
 	switch {
 	case h.Method == "DELETE" && s.gateway != "" && s.t.codec.Valid(s.gateway):
@@ -135,6 +144,36 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 		return s.reject(RejectContentType)
 	}
 	return HeadersBuffer
+}
+
+// ownGateway copies the client's session id (which may alias host memory)
+// into the Stream, or onto the heap if it cannot be a valid id anyway.
+// Nothing keeps the result beyond the Stream: Sessions copies its keys.
+func (s *Stream) ownGateway(v string) string {
+	if len(v) != len(s.gatewayBuf) {
+		return strings.Clone(v)
+	}
+	copy(s.gatewayBuf[:], v)
+	return unsafe.String(&s.gatewayBuf[0], len(v))
+}
+
+// internVersion returns a constant for the MCP protocol versions known
+// today, so that the common case does not allocate; others are copied
+// (h.ProtocolVersion may alias host memory).
+func internVersion(v string) string {
+	switch v {
+	case "":
+		return ""
+	case "2025-11-25":
+		return "2025-11-25"
+	case "2025-06-18":
+		return "2025-06-18"
+	case "2025-03-26":
+		return "2025-03-26"
+	case "2024-11-05":
+		return "2024-11-05"
+	}
+	return strings.Clone(v)
 }
 
 func isJSON(ct string) bool {
@@ -169,26 +208,29 @@ func (s *Stream) RequestBody(body []byte) Action {
 	if len(body) > s.t.maxBody {
 		return s.rejectBody(RejectTooLarge)
 	}
-	if !gjson.ValidBytes(body) {
+	// One validating pass finds the members read below (see scanMessage).
+	m, ok := scanMessage(body)
+	if !ok {
 		return s.rejectBody(RejectParse)
 	}
 	json := unsafe.String(unsafe.SliceData(body), len(body)) // zero-copy view for gjson
-	root := gjson.Parse(json)
-	if root.IsArray() {
+	if m.kind == '[' {
 		if !batchAllowed(s.protocolVersion) {
 			return s.rejectBody(RejectBatch)
 		}
 		return s.forward("")
 	}
-	if !root.IsObject() || root.Get("jsonrpc").Str != "2.0" {
+	// An ambiguous message (a member we read occurs twice, or miscased) is read
+	// differently by some brokers or backends than by us: refuse it.
+	if m.kind != '{' || m.ambiguous || m.jsonrpc.Str != "2.0" {
 		return s.rejectBody(RejectNotJSONRPC)
 	}
-	id := root.Get("id")
+	id := m.id
 	if id.Exists() && id.Type != gjson.String && id.Type != gjson.Number && id.Type != gjson.Null {
 		return s.rejectBody(RejectNotJSONRPC)
 	}
 	s.keepID(id.Raw)
-	method := root.Get("method")
+	method := m.method
 	if !method.Exists() {
 		// A response to a server-to-client request: the broker's.
 		return s.forward("")
@@ -198,9 +240,9 @@ func (s *Stream) RequestBody(body []byte) Action {
 	}
 	switch method.Str {
 	case "tools/call":
-		return s.route("tools/call", json, id)
+		return s.route("tools/call", json, id, m.name)
 	case "prompts/get":
-		return s.route("prompts/get", json, id)
+		return s.route("prompts/get", json, id, m.name)
 	}
 	return s.forward(method.Str)
 }
@@ -226,14 +268,21 @@ func (s *Stream) forward(method string) Action {
 
 // route decides a tools/call or prompts/get: find the owner by prefix,
 // strip the prefix in the body, and find or open the backend session.
-func (s *Stream) route(method, json string, id gjson.Result) Action {
+func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	s.method = method
 	if !id.Exists() {
 		return s.rejectBody(RejectNotJSONRPC) // a call must be a request
 	}
-	name := gjson.Get(json, "params.name")
 	if name.Type != gjson.String || name.Str == "" {
 		return s.rejectBody(RejectMissingName)
+	}
+	// No tool is named with invalid UTF-8 or control characters (which
+	// only escapes can produce), and the name goes into the x-mcp-toolname
+	// header: there CR/LF could inject headers upstream, and invalid bytes
+	// would differ from the U+FFFD a backend decodes (or that stripPrefix
+	// re-encodes).
+	if !utf8.ValidString(name.Str) || strings.IndexByte(name.Raw, '\\') >= 0 && hasControl(name.Str) {
+		return s.rejectBody(RejectUnknownTool)
 	}
 	srv, bare := s.t.lookup(name.Str)
 	if srv == nil {
@@ -259,6 +308,15 @@ func (s *Stream) route(method, json string, id gjson.Result) Action {
 	}
 	s.action = OpenSession
 	return OpenSession
+}
+
+func hasControl(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Stream) routeNow() Action {
@@ -324,7 +382,9 @@ func (s *Stream) OpenSession(ctx context.Context) Action {
 
 // ApplyRequest writes the decided request headers: for Route the routing
 // headers, backend session, credential and content-length; for Forward only
-// x-mcp-method.
+// x-mcp-method. The values may point into the Stream, its rewritten body or
+// the request body: h must copy them before Release (or, for Forward and a
+// body left unchanged, before the body goes away).
 func (s *Stream) ApplyRequest(h HeaderWriter) {
 	if s.method != "" {
 		h.Set(config.HeaderMethod, s.method)
@@ -347,7 +407,8 @@ func (s *Stream) ApplyRequest(h HeaderWriter) {
 		h.Set(srv.CredentialHeader, srv.CredentialValue)
 	}
 	if s.body != nil {
-		h.Set("content-length", strconv.Itoa(len(*s.body)))
+		n := strconv.AppendInt(s.lengthBuf[:0], int64(len(*s.body)), 10)
+		h.Set("content-length", unsafe.String(&n[0], len(n)))
 	}
 }
 
@@ -374,7 +435,10 @@ func (s *Stream) reject(r Rejection) HeadersAction {
 	s.rejection = r
 	s.action = Reply
 	s.r.Metrics.Rejected[r].Add(1)
-	s.r.log.Info("request rejected", "reason", r.String(), "status", r.Status())
+	// Boxing the arguments allocates even when the handler drops them.
+	if s.r.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.r.log.Info("request rejected", "reason", r.String(), "status", r.Status())
+	}
 	return HeadersReply
 }
 
