@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"strings"
 	"sync"
 
@@ -128,7 +129,7 @@ func (s *Sessions) Drop(gateway string) []backendSession {
 // ensure returns gateway's backend session for server, running open at most
 // once at a time per (gateway, server) when there is none: concurrent first
 // calls share one backend session instead of each opening their own.
-func (s *Sessions) ensure(gateway, server string, open func() (string, error)) (string, error) {
+func (s *Sessions) ensure(ctx context.Context, gateway, server string, open func(context.Context) (string, error)) (string, error) {
 	if id, ok := s.Get(gateway, server); ok {
 		return id, nil
 	}
@@ -136,8 +137,12 @@ func (s *Sessions) ensure(gateway, server string, open func() (string, error)) (
 	s.mu.Lock()
 	if p, ok := s.inflight[key]; ok {
 		s.mu.Unlock()
-		<-p.done
-		return p.id, p.err
+		select {
+		case <-p.done:
+			return p.id, p.err
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
 	}
 	// Check again under the lock: an open that finished between the Get
 	// above and the Lock has stored its session (Put happens before its
@@ -150,7 +155,10 @@ func (s *Sessions) ensure(gateway, server string, open func() (string, error)) (
 	s.inflight[key] = p
 	s.mu.Unlock()
 
-	p.id, p.err = open()
+	// The open is shared: a first caller that goes away (its client hung up)
+	// must not fail the others waiting on it, so it runs detached from the
+	// caller's cancellation; the HTTP client's timeout bounds it.
+	p.id, p.err = open(context.WithoutCancel(ctx))
 	if p.err == nil {
 		s.Put(gateway, server, p.id)
 	}

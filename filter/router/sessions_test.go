@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -134,19 +135,20 @@ func TestSessionsDropResultIsStable(t *testing.T) {
 func TestEnsure(t *testing.T) {
 	s := newSessions(10)
 	var opens atomic.Int64
-	open := func(id string, err error) func() (string, error) {
-		return func() (string, error) { opens.Add(1); return id, err }
+	open := func(id string, err error) func(context.Context) (string, error) {
+		return func(context.Context) (string, error) { opens.Add(1); return id, err }
 	}
-	if _, err := s.ensure("g", "a", open("", errors.New("down"))); err == nil {
+	ctx := context.Background()
+	if _, err := s.ensure(ctx, "g", "a", open("", errors.New("down"))); err == nil {
 		t.Fatal("error not returned")
 	}
 	if _, ok := s.Get("g", "a"); ok {
 		t.Fatal("failed open stored")
 	}
-	if id, err := s.ensure("g", "a", open("1", nil)); id != "1" || err != nil {
+	if id, err := s.ensure(ctx, "g", "a", open("1", nil)); id != "1" || err != nil {
 		t.Fatalf("ensure = %q, %v", id, err)
 	}
-	if id, _ := s.ensure("g", "a", open("2", nil)); id != "1" {
+	if id, _ := s.ensure(ctx, "g", "a", open("2", nil)); id != "1" {
 		t.Fatalf("ensure reopened: %q", id)
 	}
 	if opens.Load() != 2 {
@@ -154,6 +156,48 @@ func TestEnsure(t *testing.T) {
 	}
 	if len(s.inflight) != 0 {
 		t.Fatalf("inflight left: %v", s.inflight)
+	}
+}
+
+// A first caller that gives up (its client hung up) neither cancels the
+// shared open nor fails the callers waiting on it; a waiter that gives up
+// returns at once.
+func TestEnsureLeaderCancelled(t *testing.T) {
+	s := newSessions(10)
+	leaderCtx, cancelLeader := context.WithCancel(context.Background())
+	started, release := make(chan struct{}), make(chan struct{})
+	leaderDone := make(chan error, 1)
+	go func() {
+		_, err := s.ensure(leaderCtx, "g", "a", func(ctx context.Context) (string, error) {
+			close(started)
+			<-release
+			return "id1", ctx.Err() // a cancelled ctx here would fail everyone
+		})
+		leaderDone <- err
+	}()
+	<-started
+	cancelLeader()
+	waiterCtx, cancelWaiter := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := s.ensure(waiterCtx, "g", "a", nil)
+		gaveUp <- err
+	}()
+	follower := make(chan string, 1)
+	go func() {
+		id, _ := s.ensure(context.Background(), "g", "a", nil)
+		follower <- id
+	}()
+	cancelWaiter()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-leaderDone; err != nil {
+		t.Fatalf("leader: %v", err)
+	}
+	if id := <-follower; id != "id1" {
+		t.Fatalf("follower got %q, want the shared session id1", id)
 	}
 }
 
@@ -168,7 +212,7 @@ func TestEnsureSingleflight(t *testing.T) {
 		ids := make([]string, 8)
 		for i := range ids {
 			wg.Go(func() {
-				ids[i], _ = s.ensure(g, "a", func() (string, error) {
+				ids[i], _ = s.ensure(context.Background(), g, "a", func(context.Context) (string, error) {
 					runtime.Gosched()
 					return fmt.Sprint("id", opens.Add(1)), nil
 				})

@@ -363,7 +363,7 @@ func jsonMarshalString(v string) ([]byte, error) {
 // one server share a single backend session.
 func (s *Stream) OpenSession(ctx context.Context) Action {
 	srv := s.server
-	id, err := s.r.sessions.ensure(s.gateway, srv.Name, func() (string, error) {
+	id, err := s.r.sessions.ensure(ctx, s.gateway, srv.Name, func(ctx context.Context) (string, error) {
 		id, err := s.r.init.open(ctx, srv, s.protocolVersion)
 		if err != nil {
 			s.r.Metrics.SessionInitFail.Add(1)
