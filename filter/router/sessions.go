@@ -129,42 +129,54 @@ func (s *Sessions) Drop(gateway string) []backendSession {
 // ensure returns gateway's backend session for server, running open at most
 // once at a time per (gateway, server) when there is none: concurrent first
 // calls share one backend session instead of each opening their own.
+//
+// The open runs on its own goroutine, detached from the callers'
+// cancellation: a caller that goes away (its client hung up, its stream was
+// destroyed) returns at once with ctx's error, while the open completes for
+// the others and stores the session for the next call. open's HTTP client
+// timeout bounds it.
 func (s *Sessions) ensure(ctx context.Context, gateway, server string, open func(context.Context) (string, error)) (string, error) {
 	if id, ok := s.Get(gateway, server); ok {
 		return id, nil
 	}
+	p := s.pending(ctx, gateway, server, open)
+	select {
+	case <-p.done:
+		return p.id, p.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// pending returns the in-flight open for (gateway, server), starting one if
+// there is none.
+func (s *Sessions) pending(ctx context.Context, gateway, server string, open func(context.Context) (string, error)) *pendingInit {
 	key := gateway + "\x00" + server
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if p, ok := s.inflight[key]; ok {
-		s.mu.Unlock()
-		select {
-		case <-p.done:
-			return p.id, p.err
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
+		return p
 	}
-	// Check again under the lock: an open that finished between the Get
-	// above and the Lock has stored its session (Put happens before its
-	// inflight entry is deleted under s.mu), and must not be opened twice.
+	// Check again under the lock: an open that finished between the caller's
+	// Get and this Lock has stored its session (Put happens before its
+	// inflight entry is deleted under s.mu) and must not be opened twice.
 	if id, ok := s.Get(gateway, server); ok {
-		s.mu.Unlock()
-		return id, nil
+		p := &pendingInit{done: make(chan struct{}), id: id}
+		close(p.done)
+		return p
 	}
 	p := &pendingInit{done: make(chan struct{})}
 	s.inflight[key] = p
-	s.mu.Unlock()
-
-	// The open is shared: a first caller that goes away (its client hung up)
-	// must not fail the others waiting on it, so it runs detached from the
-	// caller's cancellation; the HTTP client's timeout bounds it.
-	p.id, p.err = open(context.WithoutCancel(ctx))
-	if p.err == nil {
-		s.Put(gateway, server, p.id)
-	}
-	s.mu.Lock()
-	delete(s.inflight, key)
-	s.mu.Unlock()
-	close(p.done)
-	return p.id, p.err
+	detached := context.WithoutCancel(ctx)
+	go func() {
+		p.id, p.err = open(detached)
+		if p.err == nil {
+			s.Put(gateway, server, p.id)
+		}
+		s.mu.Lock()
+		delete(s.inflight, key)
+		s.mu.Unlock()
+		close(p.done)
+	}()
+	return p
 }
