@@ -159,9 +159,9 @@ func TestEnsure(t *testing.T) {
 	}
 }
 
-// A first caller that gives up (its client hung up) neither cancels the
-// shared open nor fails the callers waiting on it; a waiter that gives up
-// returns at once.
+// A caller that gives up (its client hung up) returns at once, but neither
+// cancels the shared open nor fails the callers waiting on it, and the
+// session opened is stored for the next call.
 func TestEnsureLeaderCancelled(t *testing.T) {
 	s := newSessions(10)
 	leaderCtx, cancelLeader := context.WithCancel(context.Background())
@@ -192,12 +192,15 @@ func TestEnsureLeaderCancelled(t *testing.T) {
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v, want context.Canceled", err)
 	}
-	close(release)
-	if err := <-leaderDone; err != nil {
-		t.Fatalf("leader: %v", err)
+	if err := <-leaderDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled leader: %v, want context.Canceled at once", err)
 	}
+	close(release)
 	if id := <-follower; id != "id1" {
 		t.Fatalf("follower got %q, want the shared session id1", id)
+	}
+	if id, ok := s.Get("g", "a"); !ok || id != "id1" {
+		t.Fatalf("the open finished for nobody's stream was not stored: %q %v", id, ok)
 	}
 }
 
