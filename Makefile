@@ -16,11 +16,14 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Build
-.PHONY: build dynmod broker
-build: dynmod broker ## Build the router module and the broker into build/bin
-dynmod: ## Build the router as an Envoy dynamic module (build/bin/libmcpgw-dynmod.so)
+.PHONY: build dynmod golang-so broker
+build: dynmod golang-so broker ## Build both router .so files and the broker into build/bin
+dynmod: ## Build the router as a dynamic module for stock Envoy (build/bin/libmcpgw-dynmod.so)
 	go build -trimpath -buildmode=c-shared -o $(BIN)/libmcpgw-dynmod.so ./filter/cmd/libmcpgw-dynmod
 	@rm -f $(BIN)/libmcpgw-dynmod.h # cgo's generated header: nothing includes it
+golang-so: ## Build the router as a golang-filter plugin for contrib Envoy (build/bin/libmcpgw-golang.so)
+	go build -trimpath -buildmode=c-shared -o $(BIN)/libmcpgw-golang.so ./filter/cmd/libmcpgw-golang
+	@rm -f $(BIN)/libmcpgw-golang.h
 broker: ## Build the broker (build/bin/mcpgw-broker)
 	go build -trimpath -o $(BIN)/mcpgw-broker ./broker/cmd/mcpgw-broker
 
@@ -36,7 +39,7 @@ $(ENVOY):
 
 ##@ Run
 .PHONY: run
-run: build envoy ## Run the local stack: Envoy + router module + broker + two example MCP servers (PORT=, CONFIG=)
+run: dynmod envoy ## Run the local stack: Envoy + router module + broker + two example MCP servers (PORT=, CONFIG=)
 	go run ./build/localstack -port $(PORT) -module-dir $(BIN) -envoy $(ENVOY) $(if $(CONFIG),-config $(CONFIG))
 
 ##@ Test
@@ -46,7 +49,7 @@ test: envoy ## Everything CI runs: unit tests (-race), adapter tests, end-to-end
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 test-unit: ## Unit and adapter tests with the race detector
-	go test -race -count=1 ./filter/... ./broker/... ./tests/mcptest/... ./tests/layering/...
+	go test -race -count=1 ./filter/... ./broker/... ./tests/mcptest/... ./tests/layering/... ./envoy/... ./build/docker/...
 	@# Allocation assertions, which the race detector makes meaningless.
 	go test -count=1 -run 'Allocat' ./filter/...
 test-e2e: envoy ## End-to-end tests through a real Envoy with the module loaded

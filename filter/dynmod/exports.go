@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"runtime/cgo"
 	"runtime/debug"
+
+	"github.com/mcpgw/mcpgw/filter/host"
 )
 
 // The hooks Envoy 1.39.1 requires (abi.h). Each one recovers panics: an
@@ -215,9 +217,6 @@ func logPanic(hook string, r any) {
 		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 }
 
-// internalErrorBody is the reply to a request we failed on.
-var internalErrorBody = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Internal error"}}`)
-
 // failRequest answers a request whose hook panicked with a local 500,
 // unless a reply was already sent.
 func (f *filter) failRequest(hook string, r any) {
@@ -233,6 +232,6 @@ func (f *filter) failRequest(hook string, r any) {
 }
 
 func (f *filter) replyInternalError() {
-	sendJSON(f.envoy, 500, internalErrorBody, "mcpgw_internal_error")
+	sendJSON(f.envoy, host.InternalErrorStatus, host.InternalErrorBody(), host.InternalErrorDetails)
 	f.phase = phaseReplied
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mcpgw/mcpgw/filter/host"
 	"github.com/mcpgw/mcpgw/filter/router"
 )
 
@@ -47,12 +48,12 @@ type filter struct {
 	chunks        [8]C.envoy_dynamic_module_type_envoy_buffer
 	viaUpstream   C.bool
 	batch         headerBatch
-	counterIDs    [numCounters]C.size_t
-	counterDeltas [numCounters]C.uint64_t
+	counterIDs    [host.NumCounters]C.size_t
+	counterDeltas [host.NumCounters]C.uint64_t
 }
 
 func (f *filter) init(fc *filterConfig, envoy C.uintptr_t) {
-	f.Stream.Init(fc.shared.router)
+	f.Stream.Init(fc.shared.Router())
 	f.cfg, f.envoy = fc, envoy
 	f.phase, f.routed = phasePass, false
 	f.async.Store(asyncIdle)
@@ -74,7 +75,7 @@ func (f *filter) onRequestHeaders(endOfStream bool) C.int32_t {
 	h := router.RequestHeaders{
 		Method:          envoyString(f.hdrs[keyMethod-keyMethod]),
 		ContentType:     envoyString(f.hdrs[keyContentType-keyMethod]),
-		ContentLength:   parseContentLength(envoyString(f.hdrs[keyContentLength-keyMethod])),
+		ContentLength:   host.ParseContentLength(envoyString(f.hdrs[keyContentLength-keyMethod])),
 		SessionID:       envoyString(f.hdrs[keySessionID-keyMethod]),
 		ProtocolVersion: envoyString(f.hdrs[keyProtocol-keyMethod]),
 		EndOfStream:     endOfStream,
@@ -93,22 +94,6 @@ func (f *filter) onRequestHeaders(endOfStream bool) C.int32_t {
 		return headersStopIteration
 	}
 	return headersContinue
-}
-
-// parseContentLength returns -1 when v is absent or not a plain decimal.
-// (strconv would allocate an error for a malformed value.)
-func parseContentLength(v string) int64 {
-	if v == "" || len(v) > 18 {
-		return -1
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return -1
-		}
-		n = n*10 + int64(v[i]-'0')
-	}
-	return n
 }
 
 func (f *filter) onRequestBody(endOfStream bool) C.int32_t {
@@ -213,19 +198,9 @@ func (f *filter) route() {
 // reply sends the router's JSON-RPC error as a local reply.
 func (f *filter) reply() {
 	status, body := f.Reply()
-	sendJSON(f.envoy, status, body, replyDetails[f.Rejection()])
+	sendJSON(f.envoy, status, body, host.ReplyDetails(f.Rejection()))
 	f.phase = phaseReplied
 }
-
-// replyDetails are the response code details of our local replies (they
-// show in access logs as %RESPONSE_CODE_DETAILS%).
-var replyDetails = func() []string {
-	d := make([]string, numRejections)
-	for r := range d {
-		d[r] = "mcpgw_" + router.Rejection(r).String()
-	}
-	return d
-}()
 
 func (f *filter) onResponseHeaders() C.int32_t {
 	if !f.routed {
@@ -250,10 +225,16 @@ func (f *filter) onResponseHeaders() C.int32_t {
 // onDestroy runs in on_http_filter_destroy.
 func (f *filter) onDestroy() {
 	f.flushMetrics()
-	if f.cancel != nil {
-		f.cancel() // abort a session init nobody waits for
+	// Abandon first, cancel second: the cancellation makes OpenSession
+	// return at once, and a goroutine that got to its CAS before ours would
+	// commit an event for a stream being destroyed. (f.cancel is read before
+	// the CAS: once abandoned, f belongs to the goroutine.)
+	cancel := f.cancel
+	abandoned := f.async.CompareAndSwap(asyncRunning, asyncAbandoned)
+	if cancel != nil {
+		cancel() // abort a session init nobody waits for
 	}
-	if f.async.CompareAndSwap(asyncRunning, asyncAbandoned) {
+	if abandoned {
 		return // the goroutine finishes the stream when it is done
 	}
 	f.finish()

@@ -363,13 +363,17 @@ func jsonMarshalString(v string) ([]byte, error) {
 // one server share a single backend session.
 func (s *Stream) OpenSession(ctx context.Context) Action {
 	srv := s.server
-	id, err := s.r.sessions.ensure(ctx, s.gateway, srv.Name, func(ctx context.Context) (string, error) {
-		id, err := s.r.init.open(ctx, srv, s.protocolVersion)
+	// The open may outlive this call (ensure runs it detached), and the
+	// adapter may then release and reuse the Stream: it must capture what it
+	// needs, never read s.
+	r, version := s.r, s.protocolVersion
+	id, err := r.sessions.ensure(ctx, s.gateway, srv.Name, func(ctx context.Context) (string, error) {
+		id, err := r.init.open(ctx, srv, version)
 		if err != nil {
-			s.r.Metrics.SessionInitFail.Add(1)
+			r.Metrics.SessionInitFail.Add(1)
 			return "", err
 		}
-		s.r.Metrics.SessionInits.Add(1)
+		r.Metrics.SessionInits.Add(1)
 		return id, nil
 	})
 	if err != nil {

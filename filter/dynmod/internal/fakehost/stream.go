@@ -53,6 +53,15 @@ func (h *Headers) Values(name string) []string {
 	return out
 }
 
+// Map returns every header, values in order.
+func (h *Headers) Map() map[string][]string {
+	m := map[string][]string{}
+	for _, e := range h.entries {
+		m[e.key] = append(m[e.key], string(e.val.bytes()))
+	}
+	return m
+}
+
 // Add appends a value, as a client sending the header twice would.
 func (h *Headers) Add(name, value string) {
 	h.entries = append(h.entries, header{strings.ToLower(name), h.s.keep(newCBuf([]byte(value)))})

@@ -1,0 +1,93 @@
+package dynmod_test
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/mcpgw/mcpgw/filter/dynmod/internal/fakehost"
+	"github.com/mcpgw/mcpgw/filter/internal/adaptertest"
+)
+
+// TestTable plays the behavioural table shared with the golang filter.
+func TestTable(t *testing.T) {
+	env := adaptertest.NewEnv(t)
+	cfg, err := fakehost.NewConfig("mcpgw", []byte(`{"config_path": "`+env.Path+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cfg.Destroy)
+	adaptertest.Run(t, env, tableHost{cfg})
+}
+
+// tableHost runs the table's requests through the fake host.
+type tableHost struct{ cfg *fakehost.Config }
+
+func (h tableHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
+	t.Helper()
+	s := h.cfg.NewStream()
+	defer checkViolations(t, s)
+	defer s.Destroy()
+	method := r.Method
+	if method == "" {
+		method = "POST"
+	}
+	s.Request.Add(":method", method)
+	s.Request.Add(":path", "/mcp")
+	s.Request.Add(":authority", "gateway.example")
+	if r.Body != "" && !hasHeader(r.Headers, "content-type") {
+		s.Request.Add("content-type", "application/json")
+	}
+	if r.Body != "" && !hasHeader(r.Headers, "content-length") {
+		s.Request.Add("content-length", strconv.Itoa(len(r.Body)))
+	}
+	for _, hd := range r.Headers {
+		s.Request.Add(hd[0], hd[1])
+	}
+	continued := h.request(t, s, r)
+	res := adaptertest.Result{Continued: continued, Headers: s.Request.Map(), Body: s.Body(),
+		RouteCacheClears: s.RouteCacheClears}
+	if r.Response != nil && continued {
+		s.Response.Add(":status", strconv.Itoa(r.Response.Status))
+		if sid := r.Response.SessionHeader(res.Headers); sid != "" {
+			s.Response.Add("mcp-session-id", sid)
+		}
+		s.SetAttribute(fakehost.AttributeResponseCodeDetails, r.Response.Details)
+		s.ResponseHeaders(false)
+		res.ResponseHeaders = s.Response.Map()
+	}
+	for _, rp := range s.Replies {
+		res.Replies = append(res.Replies, adaptertest.Reply{Status: rp.Status,
+			ContentType: rp.Headers["content-type"], Body: rp.Body, Details: rp.Details})
+	}
+	return res
+}
+
+// request runs the request hooks, and the scheduled hook when the module
+// opened a backend session; it reports whether the request continued whole.
+func (tableHost) request(t testing.TB, s *fakehost.Stream, r adaptertest.Request) bool {
+	st := s.RequestHeaders(r.Body == "")
+	if r.Body == "" {
+		return st == fakehost.Continue && len(s.Replies) == 0
+	}
+	if r.Trailers {
+		s.RequestBody([]byte(r.Body), false)
+		st = s.RequestTrailers()
+	} else {
+		st = s.RequestBody([]byte(r.Body), true)
+	}
+	if s.SchedulersCreated > 0 {
+		s.Scheduled(awaitEvent(t, s))
+		awaitDeleted(t, s)
+		return s.ContinueDecodings == 1 && len(s.Replies) == 0
+	}
+	return st == fakehost.Continue && len(s.Replies) == 0
+}
+
+func hasHeader(hs [][2]string, name string) bool {
+	for _, h := range hs {
+		if h[0] == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,166 @@
+package host
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/filter/router"
+)
+
+func TestParseFilterConfig(t *testing.T) {
+	for _, tc := range []struct{ raw, err string }{
+		{`{"config_path": "/etc/mcpgw/config.yaml"}`, ""},
+		{"{\n \"config_path\": \"/x\"\n}\n", ""}, // a Struct, as Envoy renders it
+		{" ", "filter_config is empty"},
+		{`{"config_path": 1}`, "cannot unmarshal number"},
+		{`{"config_path": "/x", "other": 1}`, `unknown field "other"`},
+		{`{"config_path": "/x"} {}`, "unexpected data after the JSON object"},
+		{`{}`, "config_path is required"},
+		{`{"config_path": "x.yaml"}`, "must be absolute"},
+	} {
+		c, err := ParseFilterConfig("filter_config", []byte(tc.raw))
+		switch {
+		case tc.err == "" && (err != nil || c.ConfigPath == ""):
+			t.Errorf("%s: %v %+v", tc.raw, err, c)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: error %v, want %q", tc.raw, err, tc.err)
+		}
+	}
+}
+
+func TestParseContentLength(t *testing.T) {
+	for v, want := range map[string]int64{"": -1, "0": 0, "1234": 1234, "-1": -1, "1e3": -1,
+		" 1": -1, "1234567890123456789": -1} {
+		if got := ParseContentLength(v); got != want {
+			t.Errorf("ParseContentLength(%q) = %d, want %d", v, got, want)
+		}
+	}
+}
+
+func TestCounterNames(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < NumCounters; i++ {
+		n := CounterName(i)
+		if !strings.HasPrefix(n, "mcpgw.") || seen[n] || strings.HasSuffix(n, ".none") {
+			t.Errorf("counter %d: %q", i, n)
+		}
+		seen[n] = true
+	}
+	if ReplyDetails(router.RejectParse) != "mcpgw_parse_error" {
+		t.Errorf("ReplyDetails = %q", ReplyDetails(router.RejectParse))
+	}
+}
+
+// Concurrent flushes export every increment exactly once.
+func TestFlushExactlyOnce(t *testing.T) {
+	var m router.Metrics
+	var w config.WatchStats
+	var c Counters
+	c.init(&m, &w)
+	var mu sync.Mutex
+	var total [NumCounters]uint64
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				m.Requests.Add(1)
+				m.Rejected[router.RejectParse].Add(1)
+				c.Flush(func(i int, d uint64) {
+					mu.Lock()
+					total[i] += d
+					mu.Unlock()
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	c.Flush(func(i int, d uint64) { total[i] += d })
+	for i, v := range total {
+		want := uint64(0)
+		if n := CounterName(i); n == "mcpgw.requests" || n == "mcpgw.rejected.parse_error" {
+			want = 4000
+		}
+		if v != want {
+			t.Errorf("%s exported %d, want %d", CounterName(i), v, want)
+		}
+	}
+}
+
+type lines struct {
+	mu    sync.Mutex
+	level slog.Level
+	out   []string
+}
+
+func (l *lines) Enabled(lv slog.Level) bool { return lv >= l.level }
+func (l *lines) Write(_ slog.Level, b []byte) {
+	l.mu.Lock()
+	l.out = append(l.out, string(b))
+	l.mu.Unlock()
+}
+
+func TestLogHandler(t *testing.T) {
+	sink := &lines{level: slog.LevelInfo}
+	log := slog.New(NewLogHandler(sink)).With("config", "/a b").WithGroup("g")
+	log.Info("hello", "k", "v", "n", 3, slog.Group("sub", "x", "y\nz"), "err", errors.New("boom"))
+	log.Debug("hidden")
+	want := `mcpgw: hello config="/a b" g.k=v g.n=3 g.sub.x="y\nz" g.err=boom`
+	if len(sink.out) != 1 || sink.out[0] != want {
+		t.Errorf("lines %q\nwant %q", sink.out, want)
+	}
+}
+
+func writeConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("k", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.yaml")
+	cfg := "version: mcpgw/v1\ngateway:\n  sessionKey: {file: " + key + "}\nservers: []\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Filter configs of one file share a router until the last is released.
+func TestAcquireShares(t *testing.T) {
+	path := writeConfig(t)
+	h := slog.DiscardHandler
+	a, err := Acquire(path, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Acquire(path, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b || a.Router() == nil || a.Counters() == nil {
+		t.Fatal("two acquires of one path do not share")
+	}
+	a.Release()
+	c, _ := Acquire(path, h)
+	if c != b {
+		t.Error("released while still referenced")
+	}
+	c.Release()
+	b.Release()
+	d, _ := Acquire(path, h)
+	defer d.Release()
+	if d == b {
+		t.Error("the last release did not drop the router")
+	}
+	if _, err := Acquire(filepath.Join(t.TempDir(), "missing.yaml"), h); err == nil {
+		t.Error("a missing file was accepted")
+	}
+}

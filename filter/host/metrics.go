@@ -1,0 +1,80 @@
+package host
+
+import (
+	"sync/atomic"
+
+	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/filter/router"
+)
+
+// The router counts outcomes in Go atomics (router.Metrics), some of them on
+// goroutines (session inits) where Envoy callbacks must not be called. The
+// adapters export them as Envoy counters by delta: when a stream ends, on
+// its worker thread, each counter that moved since the last export is
+// incremented in Envoy by the difference (Flush). A few atomic loads per
+// stream, and a host call only for what changed.
+
+var numRejections = len(router.Metrics{}.Rejected)
+
+// NumCounters is the number of counters: the fixed ones, then one per
+// router.Rejection except RejectNone.
+const NumCounters = 8 + len(router.Metrics{}.Rejected) - 1
+
+// counterNames are relative to the host's stats namespace (e.g.
+// "mcpgw.requests").
+var counterNames = func() []string {
+	names := []string{
+		"mcpgw.requests",              // POST bodies decided
+		"mcpgw.routed",                // calls routed to a backend
+		"mcpgw.forwarded",             // requests left to the broker
+		"mcpgw.session_inits",         // backend sessions initialized
+		"mcpgw.session_init_failures", // backend session initializations that failed
+		"mcpgw.sessions_lost",         // backend 404s that invalidated a session
+		"mcpgw.config_reloads",        // good configs applied (including the first)
+		"mcpgw.config_reload_errors",  // invalid config files (last good kept)
+	}
+	for r := router.Rejection(1); int(r) < numRejections; r++ {
+		names = append(names, "mcpgw.rejected."+r.String())
+	}
+	if len(names) != NumCounters {
+		panic("host: counter table out of sync")
+	}
+	return names
+}()
+
+// CounterName returns the name of counter i, 0 <= i < NumCounters.
+func CounterName(i int) string { return counterNames[i] }
+
+// Counters points at the Go counters, in CounterName order, and remembers
+// what was already exported to the host.
+type Counters struct {
+	src      [NumCounters]*atomic.Int64
+	exported [NumCounters]atomic.Int64
+}
+
+func (c *Counters) init(m *router.Metrics, w *config.WatchStats) {
+	fixed := []*atomic.Int64{&m.Requests, &m.Routed, &m.Forwarded, &m.SessionInits,
+		&m.SessionInitFail, &m.SessionsLost, &w.Reloads, &w.ReloadErrors}
+	n := copy(c.src[:], fixed)
+	for r := 1; r < numRejections; r++ {
+		c.src[n] = &m.Rejected[r]
+		n++
+	}
+}
+
+// Flush calls add(i, delta) for every counter i that grew since the last
+// Flush, and returns how many it reported. Streams on every worker flush
+// concurrently: each delta is claimed by exactly one of them (a CAS), so
+// none is exported twice.
+func (c *Counters) Flush(add func(i int, delta uint64)) int {
+	n := 0
+	for i, src := range c.src {
+		cur := src.Load()
+		prev := c.exported[i].Load()
+		if cur > prev && c.exported[i].CompareAndSwap(prev, cur) {
+			add(i, uint64(cur-prev))
+			n++
+		}
+	}
+	return n
+}

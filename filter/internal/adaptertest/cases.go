@@ -1,0 +1,102 @@
+package adaptertest
+
+// Cases returns the table for env: requests forwarded to the broker, local
+// replies, then calls routed to env's backend.
+func Cases(env *Env) []Case {
+	gw := env.Codec.Mint()
+	cases := forwardCases(env, gw)
+	cases = append(cases, replyCases(gw)...)
+	return append(cases, routeCases(env, gw)...)
+}
+
+const list = `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
+
+func call(id, name string) string {
+	return `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"` + name + `"}}`
+}
+
+func reply(status int, code int64, id, reason string) Want {
+	return Want{Reply: &WantReply{Status: status, Code: code, ID: id, Details: "mcpgw_" + reason}}
+}
+
+func forwardCases(env *Env, gw string) []Case {
+	session := [2]string{"mcp-session-id", gw}
+	return []Case{
+		{"forward/spoofed internal headers removed", Request{Body: list, Headers: [][2]string{session,
+			{"x-mcp-servername", "evil"}, {"X-MCP-Toolname", "evil"},
+			{"x-mcp-upstream-host", "169.254.169.254:80"}, {"x-mcp-method", "tools/call"}}},
+			Want{Continued: true, RouteCacheClears: 1, Headers: map[string]string{"x-mcp-method": "tools/list",
+				"x-mcp-servername": "", "x-mcp-toolname": "", "x-mcp-upstream-host": "", "mcp-session-id": gw}}},
+		{"forward/no internal headers, no route clear", Request{Body: `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`},
+			Want{Continued: true, Headers: map[string]string{"x-mcp-method": "initialize"}}},
+		{"forward/batch where allowed", Request{Body: `[` + list + `]`,
+			Headers: [][2]string{{"mcp-protocol-version", "2025-03-26"}}},
+			Want{Continued: true, Headers: map[string]string{"x-mcp-method": ""}}},
+		{"forward/response to a server request", Request{Body: `{"jsonrpc":"2.0","id":"s1","result":{}}`},
+			Want{Continued: true, Headers: map[string]string{"x-mcp-method": ""}}},
+		{"no body/GET", Request{Method: "GET", Headers: [][2]string{session}},
+			Want{Continued: true, Headers: map[string]string{"x-mcp-method": ""}}},
+		{"no body/DELETE", Request{Method: "DELETE", Headers: [][2]string{{"mcp-session-id", env.Codec.Mint()}}},
+			Want{Continued: true}},
+		{"no body/POST", Request{Headers: [][2]string{session}}, Want{Continued: true}},
+		{"no body/spoofed header still removed", Request{Method: "GET", Headers: [][2]string{{"x-mcp-servername", "evil"}}},
+			Want{Continued: true, RouteCacheClears: 1, Headers: map[string]string{"x-mcp-servername": ""}}},
+		{"body ending with trailers", Request{Body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, Trailers: true},
+			Want{Continued: true, Headers: map[string]string{"x-mcp-method": "ping"}}},
+	}
+}
+
+func replyCases(gw string) []Case {
+	session := [2]string{"mcp-session-id", gw}
+	return []Case{
+		{"reply/malformed JSON", Request{Body: `{"jsonrpc":`}, reply(400, -32700, "null", "parse_error")},
+		{"reply/not JSON-RPC", Request{Body: `{"id":1}`}, reply(400, -32600, "null", "invalid_request")},
+		{"reply/unknown tool", Request{Body: call("7", "nope_x"), Headers: [][2]string{session}},
+			reply(200, -32602, "7", "unknown_tool")},
+		{"reply/forged session", Request{Body: call(`"x"`, "weather_now"), Headers: [][2]string{{"mcp-session-id", "forged.session"}}},
+			reply(404, -32600, `"x"`, "unknown_session")},
+		{"reply/missing session", Request{Body: call("3", "weather_now")}, reply(400, -32600, "3", "missing_session")},
+		{"reply/missing name", Request{Body: `{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{}}`, Headers: [][2]string{session}},
+			reply(200, -32602, "4", "missing_name")},
+		{"reply/wrong content type", Request{Body: "hello", Headers: [][2]string{{"content-type", "text/plain"}}},
+			reply(415, -32600, "null", "unsupported_content_type")},
+		{"reply/body too large", Request{Body: list, Headers: [][2]string{{"content-length", "999999999"}}},
+			reply(413, -32600, "null", "body_too_large")},
+		{"reply/trailers, malformed", Request{Body: "{oops", Trailers: true}, reply(400, -32700, "null", "parse_error")},
+		{"reply/backend unavailable", Request{Body: call("5", "dead_now"), Headers: [][2]string{session}},
+			reply(200, -32603, "5", "backend_unavailable")},
+	}
+}
+
+// routeCases run in order: the first opens the backend session, the next
+// ones reuse it, the last makes the backend lose it.
+func routeCases(env *Env, gw string) []Case {
+	session := [2]string{"mcp-session-id", gw}
+	routed := map[string]string{
+		":authority":          "weather.default.svc",
+		":path":               "/mcp",
+		"x-mcp-servername":    "default/weather",
+		"x-mcp-toolname":      "now",
+		"x-mcp-upstream-host": upstreamHost(env.Backend),
+		"x-mcp-method":        "tools/call",
+		"mcp-session-id":      AnyBackendSession,
+	}
+	call := func(id int, trailers bool, resp *Response) Request {
+		return Request{Body: ToolCall(id, "weather_now"), Headers: [][2]string{session}, Trailers: trailers, Response: resp}
+	}
+	first := call(2, false, &Response{Status: 200, Details: "via_upstream", SessionID: AnyBackendSession})
+	first.Headers = append(first.Headers, [2]string{"x-mcp-toolname", "spoofed"})
+	return []Case{
+		{"route/first call opens the backend session", first,
+			Want{Continued: true, Headers: routed, Body: ToolCall(2, "now"), RouteCacheClears: 2, ResponseSessionID: gw}},
+		{"route/next call reuses it", call(3, false, &Response{Status: 200, Details: "via_upstream"}),
+			Want{Continued: true, Headers: routed, Body: ToolCall(3, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
+		{"route/trailers", call(4, true, nil),
+			Want{Continued: true, Headers: routed, Body: ToolCall(4, "now"), RouteCacheClears: 1}},
+		{"route/Envoy's own 404 passes", call(5, false, &Response{Status: 404, Details: "route_not_found"}),
+			Want{Continued: true, Headers: routed, Body: ToolCall(5, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
+		{"route/backend 404 invalidates the session", call(6, false, &Response{Status: 404, Details: "via_upstream"}),
+			Want{Continued: true, Headers: routed, Body: ToolCall(6, "now"), RouteCacheClears: 1,
+				Reply: &WantReply{Status: 200, Code: -32603, ID: "6", Details: "mcpgw_backend_session_lost"}}},
+	}
+}

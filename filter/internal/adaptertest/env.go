@@ -1,0 +1,130 @@
+// Package adaptertest holds one behavioural table of requests and their
+// expected outcome, run against every Envoy adapter of the router (the
+// dynamic module through its fake host, the golang filter through its fake
+// API and through its fake Envoy host), so the adapters cannot drift apart.
+// Each adapter's tests implement Host; Run plays the table.
+//
+// Only _test.go files import this package.
+package adaptertest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/mcpgw/filter/sessionid"
+)
+
+// SessionKey is the gateway session key of the test configs.
+const SessionKey = "0123456789abcdef0123456789abcdef-test-key"
+
+// Server is one backend entry of a config file.
+type Server struct {
+	Name, URL, Hostname, Prefix string
+}
+
+// Env is a config file and what the table needs to talk about it.
+type Env struct {
+	// Path is the config file's absolute path, for the filter config.
+	Path  string
+	Codec *sessionid.Codec
+	// Backend is the live MCP server the config routes "weather_*" to.
+	Backend *Backend
+	// Dead is a server that refuses connections ("dead_*").
+	Dead Server
+}
+
+// NewEnv writes a config file with the backend and a dead server.
+func NewEnv(t testing.TB) *Env {
+	t.Helper()
+	b := NewBackend(t)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	e := &Env{Backend: b, Dead: Server{Name: "default/dead", URL: dead.URL + "/mcp", Hostname: "dead.svc", Prefix: "dead_"}}
+	e.Path = WriteConfig(t, t.TempDir(), b.Entry(), e.Dead)
+	codec, err := sessionid.New([]byte(SessionKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Codec = codec
+	return e
+}
+
+// WriteConfig writes a config file for servers into dir (with the session
+// key in a file next to it) and returns its path. Called again with the same
+// dir it rewrites the file (a reload).
+func WriteConfig(t testing.TB, dir string, servers ...Server) string {
+	t.Helper()
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte(SessionKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: mcpgw/v1\ngateway:\n  sessionKey: {file: %q}\nservers:", keyFile)
+	if len(servers) == 0 {
+		b.WriteString(" []")
+	}
+	b.WriteString("\n")
+	for _, s := range servers {
+		fmt.Fprintf(&b, "- {name: %q, url: %q, hostname: %q, prefix: %q}\n", s.Name, s.URL, s.Hostname, s.Prefix)
+	}
+	path := filepath.Join(dir, "config.yaml")
+	// Write then rename: a watcher never sees a half-written file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Backend is a real go-sdk MCP server with the tool "now".
+type Backend struct {
+	*httptest.Server
+	// Inits receives the id of every session opened on it.
+	Inits chan string
+}
+
+// NewBackend starts a backend, closed when the test ends.
+func NewBackend(t testing.TB) *Backend {
+	t.Helper()
+	srv := mcp.NewServer(&mcp.Implementation{Name: "weather", Version: "v0.0.1"}, nil)
+	mcp.AddTool(srv, &mcp.Tool{Name: "now", Description: "current weather"},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sunny"}}}, nil, nil
+		})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+	b := &Backend{Inits: make(chan string, 64)}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if sid := w.Header().Get("Mcp-Session-Id"); sid != "" && r.Header.Get("Mcp-Session-Id") == "" {
+			select {
+			case b.Inits <- sid:
+			default:
+			}
+		}
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+// Server returns the backend's config entry: tools "weather_*".
+func (b *Backend) Entry() Server {
+	return Server{Name: "default/weather", URL: b.URL + "/mcp", Hostname: "weather.default.svc", Prefix: "weather_"}
+}
+
+// ToolCall is a tools/call request body.
+func ToolCall(id int, name string) string {
+	return `{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"tools/call","params":{"name":"` + name +
+		`","arguments":{"city":"Paris"}}}`
+}

@@ -1,0 +1,213 @@
+package adaptertest
+
+import (
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Request is a client request as Envoy hands it to the filter: :method,
+// :path /mcp and :authority gateway.example, then Headers in order; a
+// non-empty Body comes with content-type application/json and its
+// content-length unless Headers set them.
+type Request struct {
+	Method  string // default POST
+	Headers [][2]string
+	Body    string // "": the headers end the stream
+	// Trailers: the body ends with (empty) trailers instead of an end of
+	// stream data frame.
+	Trailers bool
+	// Response, when set, is the upstream's response, delivered after the
+	// request continued.
+	Response *Response
+}
+
+// Response is an upstream response's headers.
+type Response struct {
+	Status int
+	// Details are Envoy's response code details: "via_upstream" when the
+	// backend produced the status, else e.g. "route_not_found".
+	Details string
+	// SessionID is the response's mcp-session-id, if any; AnyBackendSession
+	// stands for the backend session the request carried upstream.
+	SessionID string
+}
+
+// SessionHeader returns the mcp-session-id value the upstream response
+// carries, given the request headers that went upstream ("" for none).
+func (r *Response) SessionHeader(upstream map[string][]string) string {
+	if r.SessionID != AnyBackendSession {
+		return r.SessionID
+	}
+	if v := upstream["mcp-session-id"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Result is what a Host observed.
+type Result struct {
+	// Continued: the request went on towards the upstream, whole.
+	Continued bool
+	// Headers are the request headers after the filter.
+	Headers map[string][]string
+	// Body is the request body that continued.
+	Body string
+	// RouteCacheClears counts route cache clears.
+	RouteCacheClears int
+	// Replies are the local replies, request or response side.
+	Replies []Reply
+	// ResponseHeaders are the response headers after the filter (when the
+	// request had a Response and no reply replaced it).
+	ResponseHeaders map[string][]string
+}
+
+// Reply is a local reply.
+type Reply struct {
+	Status      int
+	ContentType string
+	Body        string
+	Details     string
+}
+
+// Host runs requests through one adapter, the way its Envoy would, against
+// one filter config of the Env's config file (created by the Host).
+type Host interface {
+	// Do runs r to completion: when the adapter opens a backend session in
+	// the background, Do waits for it and resumes the stream as Envoy
+	// would, then delivers r.Response, then ends the stream.
+	Do(t testing.TB, r Request) Result
+}
+
+// AnyBackendSession in Want.Headers stands for the backend session id the
+// adapter put in mcp-session-id: the one the Backend handed out.
+const AnyBackendSession = "\x00backend-session"
+
+// Want is a case's expected outcome. Headers lists request headers that
+// must have exactly this one value ("" means absent); Body "" means the
+// request body unchanged.
+type Want struct {
+	Continued        bool
+	Headers          map[string]string
+	Body             string
+	RouteCacheClears int
+	Reply            *WantReply
+	// ResponseSessionID is the mcp-session-id the client must see.
+	ResponseSessionID string
+}
+
+// WantReply describes a local JSON-RPC error reply.
+type WantReply struct {
+	Status  int
+	Code    int64
+	ID      string // raw JSON id
+	Details string
+}
+
+// Case is one row of the table.
+type Case struct {
+	Name    string
+	Request Request
+	Want    Want
+}
+
+// Run plays the table, in order (later rows reuse the backend session the
+// first routed call opened), against host, which must use env's config.
+func Run(t *testing.T, env *Env, host Host) {
+	var backendSession string
+	for _, c := range Cases(env) {
+		ok := t.Run(c.Name, func(t *testing.T) {
+			res := host.Do(t, c.Request)
+			backendSession = check(t, env, c, res, backendSession)
+		})
+		if !ok {
+			return // later rows depend on earlier ones
+		}
+	}
+}
+
+func check(t *testing.T, env *Env, c Case, res Result, backendSession string) string {
+	t.Helper()
+	w := c.Want
+	if res.Continued != w.Continued {
+		t.Errorf("continued = %v, want %v; replies %+v", res.Continued, w.Continued, res.Replies)
+	}
+	for name, want := range w.Headers {
+		got := res.Headers[name]
+		switch {
+		case want == AnyBackendSession:
+			if backendSession == "" {
+				// The backend reports the session after its handler
+				// returned, possibly after the adapter resumed.
+				select {
+				case backendSession = <-env.Backend.Inits:
+				case <-time.After(5 * time.Second):
+				}
+			}
+			if len(got) != 1 || got[0] != backendSession {
+				t.Errorf("%s = %q, want the backend session [%q]", name, got, backendSession)
+			}
+		case want == "" && len(got) != 0:
+			t.Errorf("%s = %q, want it absent", name, got)
+		case want != "" && (len(got) != 1 || got[0] != want):
+			t.Errorf("%s = %q, want [%q]", name, got, want)
+		}
+	}
+	if w.Continued {
+		body := w.Body
+		if body == "" {
+			body = c.Request.Body
+		}
+		if res.Body != body {
+			t.Errorf("body = %q\nwant   %q", res.Body, body)
+		}
+		if w.Body != "" {
+			if cl := res.Headers["content-length"]; len(cl) != 1 || cl[0] != strconv.Itoa(len(body)) {
+				t.Errorf("content-length = %q, want %d", cl, len(body))
+			}
+		}
+	}
+	if res.RouteCacheClears != w.RouteCacheClears {
+		t.Errorf("route cache cleared %d times, want %d", res.RouteCacheClears, w.RouteCacheClears)
+	}
+	checkReply(t, w.Reply, res.Replies)
+	if w.ResponseSessionID != "" {
+		if got := res.ResponseHeaders["mcp-session-id"]; len(got) != 1 || got[0] != w.ResponseSessionID {
+			t.Errorf("response mcp-session-id = %q, want [%q]", got, w.ResponseSessionID)
+		}
+	}
+	return backendSession
+}
+
+func checkReply(t *testing.T, want *WantReply, got []Reply) {
+	t.Helper()
+	if want == nil {
+		if len(got) != 0 {
+			t.Errorf("unexpected local replies %+v", got)
+		}
+		return
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d local replies, want 1: %+v", len(got), got)
+	}
+	r := got[0]
+	if r.Status != want.Status || r.Details != want.Details || r.ContentType != "application/json" {
+		t.Errorf("reply %d %q %q, want %d %q application/json", r.Status, r.Details, r.ContentType,
+			want.Status, want.Details)
+	}
+	if code := gjson.Get(r.Body, "error.code").Int(); code != want.Code {
+		t.Errorf("error code %d, want %d: %s", code, want.Code, r.Body)
+	}
+	if id := gjson.Get(r.Body, "id").Raw; id != want.ID {
+		t.Errorf("reply id %s, want %s", id, want.ID)
+	}
+}
+
+// upstreamHost is the backend's host:port, as x-mcp-upstream-host carries it.
+func upstreamHost(b *Backend) string {
+	u, _ := url.Parse(b.URL)
+	return u.Host
+}
