@@ -37,23 +37,35 @@ $(ENVOY):
 	chmod +x $@.tmp && mv $@.tmp $@
 	$@ --version
 
+.PHONY: kube
+kube: ## Build kube-apiserver + etcd from the Go module proxy for the controller tests (cached per version)
+	go run ./build/kube/cmd/fetch-kube
+
+.PHONY: generate
+generate: ## Regenerate deepcopy and CRDs (controller-gen pinned in build/tools/go.mod)
+	go generate ./controller/...
+
 ##@ Run
 .PHONY: run
 run: dynmod envoy ## Run the local stack: Envoy + router module + broker + two example MCP servers (PORT=, CONFIG=)
 	go run ./build/localstack -port $(PORT) -module-dir $(BIN) -envoy $(ENVOY) $(if $(CONFIG),-config $(CONFIG))
 
 ##@ Test
-.PHONY: test test-unit test-e2e
-test: envoy ## Everything CI runs: unit tests (-race), adapter tests, end-to-end tests through a real Envoy
+.PHONY: test test-unit test-e2e test-controller
+test: envoy kube ## Everything CI runs: unit (-race), adapter, end-to-end (real Envoy) and controller (real kube-apiserver) tests
 	go vet ./...
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
+	$(MAKE) test-controller
 test-unit: ## Unit and adapter tests with the race detector
-	go test -race -count=1 ./filter/... ./broker/... ./tests/mcptest/... ./tests/layering/... ./envoy/... ./build/docker/...
+	go test -race -count=1 ./filter/... ./broker/... ./controller/... ./tests/mcptest/... ./tests/layering/... ./envoy/... ./build/docker/...
 	@# Allocation assertions, which the race detector makes meaningless.
 	go test -count=1 -run 'Allocat' ./filter/...
 test-e2e: envoy ## End-to-end tests through a real Envoy with the module loaded
 	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) go test -count=1 -timeout 10m ./tests/e2e/...
+
+test-controller: kube ## Controller tests against a real kube-apiserver + etcd
+	go test -count=1 -timeout 15m ./tests/controller/...
 
 ##@ Benchmarks
 .PHONY: bench

@@ -1,0 +1,194 @@
+// Package controller is mcpgw's Kubernetes controller: it turns
+// MCPServerRegistration and MCPVirtualServer resources, the HTTPRoutes they
+// target and their credential Secrets into the gateway config file that the
+// broker and the in-Envoy router watch, and reports in each resource's
+// status what the gateway made of it.
+//
+// The work is split in two. Build is a pure function from the listed
+// objects to the desired config and per-resource conditions (golden-tested
+// without a cluster). The Reconciler loads the objects, calls Build, and
+// syncs the result: the output Secret or file, then the statuses.
+package controller
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/mcpgw/mcpgw/controller/api/v1alpha1"
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+// DefaultClusterDomain is the DNS suffix of in-cluster Service names.
+const DefaultClusterDomain = "cluster.local"
+
+// Input is everything Build derives the gateway config from.
+type Input struct {
+	// Gateway is copied into the config: the session key reference and the
+	// router's limits. The controller never reads the session key itself.
+	Gateway config.Gateway
+	// CredentialsDir is where the broker and Envoy find credential files:
+	// the mount path of the credentials Secret, or the directory the file
+	// output writes them to.
+	CredentialsDir string
+	// ClusterDomain is the Service DNS suffix (DefaultClusterDomain if empty).
+	ClusterDomain string
+
+	Registrations  []v1alpha1.MCPServerRegistration
+	VirtualServers []v1alpha1.MCPVirtualServer
+	Routes         []gatewayv1.HTTPRoute
+	// Secrets are the credential Secrets the controller may read: only
+	// those labelled mcpgw.io/credential=true are ever listed.
+	Secrets []corev1.Secret
+}
+
+// Output is the desired state Build computes.
+type Output struct {
+	// Config is the gateway config, servers sorted by name.
+	Config config.Config
+	// Credentials is the data of the credentials Secret: file name → value.
+	// Config credential references point at CredentialsDir/<file name>.
+	Credentials map[string][]byte
+	// VirtualServers are sorted by name.
+	VirtualServers []VirtualServer
+	// Registrations holds the outcome for every registration.
+	Registrations map[types.NamespacedName]RegistrationResult
+	// VirtualServerResults holds the outcome for every virtual server.
+	VirtualServerResults map[types.NamespacedName]VirtualServerResult
+}
+
+// RegistrationResult is Build's verdict on one registration.
+type RegistrationResult struct {
+	// Accepted has Type, Status, Reason and Message set; the status sync
+	// adds the generation and transition time.
+	Accepted metav1.Condition
+	// Server is the registration's entry in the config; nil unless accepted.
+	Server *config.Server
+}
+
+// VirtualServerResult is Build's verdict on one virtual server.
+type VirtualServerResult struct {
+	Accepted     metav1.Condition
+	ResolvedRefs metav1.Condition
+}
+
+// VirtualServer is a named list of gateway tool names. It is written next
+// to the config (key virtualservers.yaml) until filter/config carries it:
+// the readers parse config.yaml strictly and would reject an unknown field.
+type VirtualServer struct {
+	// Name is "namespace/name" of the MCPVirtualServer.
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Tools       []string `json:"tools"`
+}
+
+// Build computes the gateway config and a verdict for every resource. It is
+// deterministic: the same objects in any order give the same output.
+func Build(in Input) Output {
+	out := Output{
+		Config:               config.Config{Version: config.Version, Gateway: in.Gateway, Servers: []config.Server{}},
+		Credentials:          map[string][]byte{},
+		Registrations:        map[types.NamespacedName]RegistrationResult{},
+		VirtualServerResults: map[types.NamespacedName]VirtualServerResult{},
+	}
+	idx := newIndex(in)
+	prefixOwner := map[string]string{}
+	for _, reg := range oldestFirst(in.Registrations) {
+		key := types.NamespacedName{Namespace: reg.Namespace, Name: reg.Name}
+		srv, cred, cond := idx.resolve(reg)
+		if cond.Status == metav1.ConditionTrue {
+			// The oldest registration keeps a contested prefix, so adding a
+			// newer one can never take a working server away.
+			if owner, taken := prefixOwner[srv.Prefix]; taken {
+				cond = notAccepted(v1alpha1.ReasonPrefixConflict,
+					"prefix %q is already used by the older registration %s", srv.Prefix, owner)
+			} else {
+				prefixOwner[srv.Prefix] = srv.Name
+			}
+		}
+		res := RegistrationResult{Accepted: cond}
+		if cond.Status == metav1.ConditionTrue {
+			res.Server = srv
+			out.Config.Servers = append(out.Config.Servers, *srv)
+			if cred != nil {
+				out.Credentials[cred.file] = cred.value
+			}
+		}
+		out.Registrations[key] = res
+	}
+	slices.SortFunc(out.Config.Servers, func(a, b config.Server) int { return strings.Compare(a.Name, b.Name) })
+	out.VirtualServers, out.VirtualServerResults = buildVirtualServers(in.VirtualServers, out.Config.Servers)
+	return out
+}
+
+// oldestFirst orders registrations by creation time, then by namespace and
+// name, which decides prefix conflicts the way Gateway API decides route
+// conflicts.
+func oldestFirst(regs []v1alpha1.MCPServerRegistration) []v1alpha1.MCPServerRegistration {
+	s := slices.Clone(regs)
+	slices.SortStableFunc(s, func(a, b v1alpha1.MCPServerRegistration) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	return s
+}
+
+func accepted() metav1.Condition {
+	return metav1.Condition{
+		Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonAccepted, Message: "the server is in the gateway config",
+	}
+}
+
+func notAccepted(reason, format string, args ...any) metav1.Condition {
+	return metav1.Condition{
+		Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionFalse,
+		Reason: reason, Message: fmt.Sprintf(format, args...),
+	}
+}
+
+// buildVirtualServers copies every virtual server into the output; a tool
+// without the prefix of an accepted server is reported, not dropped, since
+// its registration may simply not have arrived yet.
+func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Server) ([]VirtualServer, map[types.NamespacedName]VirtualServerResult) {
+	out := []VirtualServer{}
+	results := map[types.NamespacedName]VirtualServerResult{}
+	for _, vs := range vss {
+		tools := slices.Clone(vs.Spec.Tools)
+		slices.Sort(tools)
+		tools = slices.Compact(tools)
+		out = append(out, VirtualServer{Name: vs.Namespace + "/" + vs.Name, Description: vs.Spec.Description, Tools: tools})
+		res := VirtualServerResult{
+			Accepted: metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue,
+				Reason: v1alpha1.ReasonAccepted, Message: "the virtual server is in the controller's output"},
+			ResolvedRefs: metav1.Condition{Type: v1alpha1.ConditionResolvedRefs, Status: metav1.ConditionTrue,
+				Reason: v1alpha1.ReasonResolved, Message: "every tool carries the prefix of an accepted server"},
+		}
+		if unknown := unresolvedTools(tools, servers); len(unknown) > 0 {
+			res.ResolvedRefs.Status = metav1.ConditionFalse
+			res.ResolvedRefs.Reason = v1alpha1.ReasonUnknownTools
+			res.ResolvedRefs.Message = "no accepted server has the prefix of: " + strings.Join(unknown, ", ")
+		}
+		results[types.NamespacedName{Namespace: vs.Namespace, Name: vs.Name}] = res
+	}
+	slices.SortFunc(out, func(a, b VirtualServer) int { return strings.Compare(a.Name, b.Name) })
+	return out, results
+}
+
+func unresolvedTools(tools []string, servers []config.Server) []string {
+	var unknown []string
+	for _, t := range tools {
+		if !slices.ContainsFunc(servers, func(s config.Server) bool { return strings.HasPrefix(t, s.Prefix) }) {
+			unknown = append(unknown, t)
+		}
+	}
+	return unknown
+}

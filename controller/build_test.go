@@ -1,0 +1,184 @@
+package controller
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mcpgw/mcpgw/controller/api/v1alpha1"
+	"github.com/mcpgw/mcpgw/filter/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden *.out.yaml files")
+
+// goldenInput is the Input every golden case starts from; the objects come
+// from the case's *.in.yaml.
+func goldenInput() Input {
+	return Input{
+		Gateway:        config.Gateway{SessionKey: config.SecretRef{File: "/var/run/secrets/mcpgw/session/session-key"}},
+		CredentialsDir: "/var/run/secrets/mcpgw/credentials",
+	}
+}
+
+// TestBuildGolden runs Build on testdata/build/*.in.yaml (Kubernetes objects,
+// one per YAML document) and compares with *.out.yaml. Run with -update to
+// rewrite the expectations, then review the diff.
+func TestBuildGolden(t *testing.T) {
+	ins, err := filepath.Glob("testdata/build/*.in.yaml")
+	if err != nil || len(ins) == 0 {
+		t.Fatalf("no golden inputs: %v", err)
+	}
+	for _, inPath := range ins {
+		name := strings.TrimSuffix(filepath.Base(inPath), ".in.yaml")
+		t.Run(name, func(t *testing.T) {
+			in := goldenInput()
+			readObjects(t, inPath, &in)
+			got := renderGolden(t, Build(in))
+			outPath := strings.TrimSuffix(inPath, ".in.yaml") + ".out.yaml"
+			if *update {
+				if err := os.WriteFile(outPath, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(outPath)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if d := cmp.Diff(string(want), string(got)); d != "" {
+				t.Errorf("%s differs (-want +got):\n%s", outPath, d)
+			}
+			// Build must not depend on the order objects are listed in.
+			reverseAll(&in)
+			if again := renderGolden(t, Build(in)); !bytes.Equal(again, got) {
+				t.Errorf("output depends on input order:\n%s", cmp.Diff(string(got), string(again)))
+			}
+			// And what it writes must parse for the broker and the router.
+			if _, err := config.Parse(mustYAML(t, Build(in).Config)); err != nil {
+				t.Errorf("written config does not parse: %v", err)
+			}
+		})
+	}
+}
+
+func reverseAll(in *Input) {
+	slices.Reverse(in.Registrations)
+	slices.Reverse(in.Routes)
+	slices.Reverse(in.Secrets)
+	slices.Reverse(in.VirtualServers)
+}
+
+// goldenView is Output as the *.out.yaml files show it.
+type goldenView struct {
+	Config               config.Config                `json:"config"`
+	Credentials          map[string]string            `json:"credentials"`
+	VirtualServers       []VirtualServer              `json:"virtualServers"`
+	Registrations        map[string]goldenCondition   `json:"registrations"`
+	VirtualServerResults map[string][]goldenCondition `json:"virtualServerResults,omitempty"`
+}
+
+type goldenCondition struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+func view(c metav1.Condition) goldenCondition {
+	return goldenCondition{c.Type, string(c.Status), c.Reason, c.Message}
+}
+
+func renderGolden(t *testing.T, out Output) []byte {
+	t.Helper()
+	v := goldenView{
+		Config: out.Config, Credentials: map[string]string{}, VirtualServers: out.VirtualServers,
+		Registrations: map[string]goldenCondition{}, VirtualServerResults: map[string][]goldenCondition{},
+	}
+	for k, b := range out.Credentials {
+		v.Credentials[k] = string(b)
+	}
+	for k, r := range out.Registrations {
+		v.Registrations[k.String()] = view(r.Accepted)
+		if (r.Server != nil) != (r.Accepted.Status == metav1.ConditionTrue) {
+			t.Errorf("%s: server set = %v but Accepted = %s", k, r.Server != nil, r.Accepted.Status)
+		}
+	}
+	for k, r := range out.VirtualServerResults {
+		v.VirtualServerResults[k.String()] = []goldenCondition{view(r.Accepted), view(r.ResolvedRefs)}
+	}
+	return mustYAML(t, v)
+}
+
+func mustYAML(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// readObjects decodes a multi-document YAML file of registrations, virtual
+// servers, HTTPRoutes and Secrets into in.
+func readObjects(t *testing.T, path string, in *Input) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if err := decodeObject([]byte(doc), meta.Kind, in); err != nil {
+			t.Fatalf("%s: %s: %v", path, meta.Kind, err)
+		}
+	}
+}
+
+func decodeObject(doc []byte, kind string, in *Input) error {
+	switch kind {
+	case "":
+		return nil // a document of comments only
+	case "MCPServerRegistration":
+		var o v1alpha1.MCPServerRegistration
+		err := yaml.UnmarshalStrict(doc, &o)
+		in.Registrations = append(in.Registrations, o)
+		return err
+	case "MCPVirtualServer":
+		var o v1alpha1.MCPVirtualServer
+		err := yaml.UnmarshalStrict(doc, &o)
+		in.VirtualServers = append(in.VirtualServers, o)
+		return err
+	case "HTTPRoute":
+		var o gatewayv1.HTTPRoute
+		err := yaml.UnmarshalStrict(doc, &o)
+		in.Routes = append(in.Routes, o)
+		return err
+	case "Secret":
+		var o corev1.Secret
+		err := yaml.UnmarshalStrict(doc, &o)
+		// The API server folds stringData into data; do the same.
+		for k, v := range o.StringData {
+			if o.Data == nil {
+				o.Data = map[string][]byte{}
+			}
+			o.Data[k] = []byte(v)
+		}
+		o.StringData = nil
+		in.Secrets = append(in.Secrets, o)
+		return err
+	}
+	return os.ErrInvalid
+}
