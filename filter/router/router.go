@@ -47,7 +47,7 @@ func New(opts Options) *Router {
 	}
 	client := opts.HTTPClient
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = defaultHTTPClient()
 	}
 	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions)}
 	r.init = &initializer{client: client, log: log}
@@ -66,12 +66,23 @@ func (r *Router) Apply(c *config.Config) error {
 	// Backend sessions of removed or moved servers are not purged here: a
 	// stale one answers 404 and is then invalidated like any lost session.
 	r.table.Store(t)
-	r.log.Info("router config applied", "servers", len(t.servers))
+	r.log.Info("router config applied", "servers", len(t.servers), "virtualServers", len(t.virtual))
 	return nil
 }
 
 // Sessions exposes the backend-session store (for metrics and tests).
 func (r *Router) Sessions() *Sessions { return r.sessions }
+
+// defaultHTTPClient opens backend sessions. Bursts of first calls (many
+// clients arriving at once) open sessions to the same few backends
+// concurrently: the default transport keeps only 2 idle connections per host
+// and would close the rest, leaving thousands of sockets in TIME_WAIT.
+func defaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConns = 256
+	return &http.Client{Timeout: 10 * time.Second, Transport: t}
+}
 
 // Server is a compiled config.Server.
 type Server struct {
@@ -86,12 +97,20 @@ type Server struct {
 	CredentialValue  string
 }
 
+// virtualServer is a compiled config.VirtualServer: the (prefixed) tool
+// names a client may call through its endpoint.
+type virtualServer struct {
+	name  string
+	tools map[string]struct{}
+}
+
 // table is an immutable compiled configuration.
 type table struct {
 	servers    []*Server
 	byName     map[string]*Server
 	byPrefix   map[string]*Server
 	prefixLens []int // distinct prefix lengths, longest first
+	virtual    map[string]*virtualServer
 	codec      *sessionid.Codec
 	maxBody    int
 }
@@ -108,6 +127,7 @@ func compile(c *config.Config) (*table, error) {
 	t := &table{
 		byName:   make(map[string]*Server, len(c.Servers)),
 		byPrefix: make(map[string]*Server, len(c.Servers)),
+		virtual:  make(map[string]*virtualServer, len(c.VirtualServers)),
 		codec:    codec,
 		maxBody:  c.Gateway.MaxRequestBodyBytes,
 	}
@@ -134,6 +154,13 @@ func compile(c *config.Config) (*table, error) {
 		t.prefixLens = append(t.prefixLens, l)
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(t.prefixLens)))
+	for _, cv := range c.VirtualServers {
+		v := &virtualServer{name: cv.Name, tools: make(map[string]struct{}, len(cv.Tools))}
+		for _, tool := range cv.Tools {
+			v.tools[tool] = struct{}{}
+		}
+		t.virtual[v.name] = v
+	}
 	return t, nil
 }
 

@@ -115,4 +115,3 @@ func (e *env) connect(t *testing.T, opts *mcp.ClientOptions, hc *http.Client) *m
 	t.Cleanup(func() { cs.Close() })
 	return cs
 }
-

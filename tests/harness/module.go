@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // ModuleFile is the file name Envoy looks up for dynamic module
@@ -22,12 +23,20 @@ func BuildModule(ctx context.Context, root, outDir string) (string, error) {
 		}
 		return dir, nil
 	}
+	// Build next to the final name and rename: test binaries running in
+	// parallel may build into the same directory, and an Envoy of one of
+	// them may be loading the file at that moment.
+	tmp := filepath.Join(outDir, fmt.Sprintf(".%d.%s", os.Getpid(), ModuleFile))
 	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared",
-		"-o", filepath.Join(outDir, ModuleFile), "./filter/cmd/libmcpgw-dynmod")
+		"-o", tmp, "./filter/cmd/libmcpgw-dynmod")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build dynamic module: %w\n%s", err, out)
+	}
+	os.Remove(strings.TrimSuffix(tmp, ".so") + ".h") // cgo's generated header
+	if err := os.Rename(tmp, filepath.Join(outDir, ModuleFile)); err != nil {
+		return "", err
 	}
 	return outDir, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 
@@ -47,6 +48,8 @@ type Stack struct {
 	DirectPort int
 	cancel     context.CancelFunc
 	brokerDone chan error
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // StartStack starts the broker, then Envoy, and waits until both serve.
@@ -101,16 +104,19 @@ func (s *Stack) URL() string { return s.Envoy.URL() }
 func (s *Stack) Done() <-chan struct{} { return s.Envoy.Done() }
 
 // Close stops Envoy and the broker.
+// It is idempotent: later calls return the first call's result.
 func (s *Stack) Close() error {
-	if s.Envoy != nil {
-		s.Envoy.Stop()
-	}
-	s.cancel()
-	err := <-s.brokerDone
-	if errors.Is(err, context.Canceled) {
-		err = nil
-	}
-	return err
+	s.closeOnce.Do(func() {
+		if s.Envoy != nil {
+			s.Envoy.Stop()
+		}
+		s.cancel()
+		s.closeErr = <-s.brokerDone
+		if errors.Is(s.closeErr, context.Canceled) {
+			s.closeErr = nil
+		}
+	})
+	return s.closeErr
 }
 
 func freePorts(n int) ([]int, error) {

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -40,8 +41,11 @@ func Module(t testing.TB) string {
 			moduleErr = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "mcpgw-dynmod-")
-		if err != nil {
+		// One directory per checkout, reused by every test binary (BuildModule
+		// replaces the file atomically, and Go's build cache makes rebuilding
+		// an unchanged module cheap), so test runs leave nothing behind.
+		dir := filepath.Join(root, "build", "test-bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			moduleErr = err
 			return
 		}
