@@ -48,7 +48,8 @@ generate: ## Regenerate deepcopy and CRDs (controller-gen pinned in build/tools/
 ##@ Run
 .PHONY: run
 run: dynmod envoy ## Run the local stack: Envoy + router module + broker + two example MCP servers (PORT=, CONFIG=)
-	go run ./build/localstack -port $(PORT) -module-dir $(BIN) -envoy $(ENVOY) $(if $(CONFIG),-config $(CONFIG))
+	go build -o $(BIN)/mcpgw-local ./build/localstack
+	$(BIN)/mcpgw-local -port $(PORT) -module-dir $(BIN) -envoy $(ENVOY) $(if $(CONFIG),-config $(CONFIG))
 
 ##@ Test
 .PHONY: test test-unit test-e2e test-controller

@@ -10,6 +10,23 @@
 //
 // Calls that do reach the broker anyway (e.g. inside a JSON-RPC batch) are
 // proxied to the owning backend over the broker's own session.
+//
+// # Virtual servers
+//
+// Each virtual server of the config (config.VirtualServer) is served as an
+// MCP server of its own at /mcp/<name>, e.g. /mcp/team-a/dev: a client
+// selects it by connecting to that URL. The selection is in the path, not
+// in a header, because an MCP client's user can always set the server URL
+// but often cannot add headers, and because a Streamable HTTP client sends
+// every request of its session to the same URL, so the router in Envoy sees
+// the selection on each tools/call and refuses the tools the virtual server
+// does not list. Its tools/list holds the listed tools some backend
+// provides now (it follows the backends and the config, with list_changed
+// notifications); it offers no prompts or resources; its description is
+// sent as the server's description and instructions. A session belongs to
+// the endpoint it was initialized on (each virtual server has its own
+// mcp.Server and session table). A path naming no configured virtual
+// server gets HTTP 404 with a JSON-RPC error that names it.
 package broker
 
 import (
@@ -74,6 +91,10 @@ type Broker struct {
 	backends map[string]*backend
 	reg      *registry
 	closing  sync.WaitGroup // upstreams and sessions being closed in the background
+	// virtual holds the virtual servers by name; virtualView is a copy the
+	// HTTP handler reads without b.mu.
+	virtual     map[string]*virtualServer
+	virtualView atomic.Pointer[map[string]*virtualServer]
 }
 
 // backend is one configured server and its connection.
@@ -88,32 +109,44 @@ func New(opts Options) *Broker {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{opts: opts, log: opts.Logger, backends: map[string]*backend{}}
-	b.server = mcp.NewServer(&mcp.Implementation{Name: "mcpgw", Version: Version}, &mcp.ServerOptions{
-		Logger:       b.log,
-		GetSessionID: b.mintSessionID,
-		// The router relies on Mcp-Session-Id: keep clients off the
-		// session-less 2026-07-28 protocol.
-		SupportedProtocolVersions: upstream.SupportedProtocolVersions(),
+	b := &Broker{opts: opts, log: opts.Logger, backends: map[string]*backend{}, virtual: map[string]*virtualServer{}}
+	b.server = b.newServer(&mcp.Implementation{Name: "mcpgw", Version: Version}, "",
 		// Declared up front so that clients expect tools and list_changed
 		// even while no backend is ready. No logging capability: the broker
 		// has nothing to log to clients.
-		Capabilities: &mcp.ServerCapabilities{
+		&mcp.ServerCapabilities{
 			Tools:     &mcp.ToolCapabilities{ListChanged: true},
 			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
 			Resources: &mcp.ResourceCapabilities{ListChanged: true},
-		},
+		})
+	b.handler = b.newHandler(b.server)
+	b.reg = newRegistry(b.server, b.log, proxy{b}, func() { b.metrics.registrationFailures.Add(1) })
+	return b
+}
+
+// newServer returns an MCP server whose sessions get gateway session ids.
+func (b *Broker) newServer(impl *mcp.Implementation, instructions string, caps *mcp.ServerCapabilities) *mcp.Server {
+	return mcp.NewServer(impl, &mcp.ServerOptions{
+		Logger:       b.log,
+		GetSessionID: b.mintSessionID,
+		Instructions: instructions,
+		// The router relies on Mcp-Session-Id: keep clients off the
+		// session-less 2026-07-28 protocol.
+		SupportedProtocolVersions: upstream.SupportedProtocolVersions(),
+		Capabilities:              caps,
 	})
-	b.handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.server },
+}
+
+// newHandler serves srv over Streamable HTTP, with its own session table.
+func (b *Broker) newHandler(srv *mcp.Server) *mcp.StreamableHTTPHandler {
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
 		&mcp.StreamableHTTPOptions{
 			Logger: b.log,
 			// Envoy forwards the client's Host to a broker on loopback, which
 			// the go-sdk's DNS-rebinding check would refuse with 403.
 			DisableLocalhostProtection: true,
-			SessionTimeout:             opts.SessionIdleTimeout,
+			SessionTimeout:             b.opts.SessionIdleTimeout,
 		})
-	b.reg = newRegistry(b.server, b.log, proxy{b}, func() { b.metrics.registrationFailures.Add(1) })
-	return b
 }
 
 // Server returns the broker's MCP server.
@@ -160,6 +193,7 @@ func (b *Broker) Apply(cfg *config.Config) error {
 			b.addLocked(s)
 		}
 	}
+	b.applyVirtualLocked(cfg.VirtualServers)
 	if keyErr != nil {
 		b.metrics.configApplyErrors.Add(1)
 	}
@@ -200,10 +234,13 @@ func (b *Broker) applyKeyLocked(ref config.SecretRef) error {
 		b.log.Info("session key rotated; closing sessions signed with the old key")
 		// In the background: Close waits for the session's requests in
 		// flight, and a proxied one may be waiting for b.mu.
+		servers := b.serversLocked()
 		b.closing.Go(func() {
-			for ss := range b.server.Sessions() {
-				if !codec.Valid(ss.ID()) {
-					ss.Close()
+			for _, srv := range servers {
+				for ss := range srv.Sessions() {
+					if !codec.Valid(ss.ID()) {
+						ss.Close()
+					}
 				}
 			}
 		})
@@ -269,12 +306,27 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// closeSessions ends every client session, which also releases their
-// hanging GET streams (so an http.Server can shut down).
+// closeSessions ends every client session, of the gateway and of every
+// virtual server, which also releases their hanging GET streams (so an
+// http.Server can shut down).
 func (b *Broker) closeSessions() {
-	for ss := range b.server.Sessions() {
-		ss.Close()
+	b.mu.Lock()
+	servers := b.serversLocked()
+	b.mu.Unlock()
+	for _, srv := range servers {
+		for ss := range srv.Sessions() {
+			ss.Close()
+		}
 	}
+}
+
+// serversLocked returns the aggregated server and the virtual servers'.
+func (b *Broker) serversLocked() []*mcp.Server {
+	servers := []*mcp.Server{b.server}
+	for _, vs := range b.virtual {
+		servers = append(servers, vs.server)
+	}
+	return servers
 }
 
 // ServerStatus is one backend in GET /status. The JSON names are a stable
@@ -295,10 +347,12 @@ type ServerStatus struct {
 
 // Status is the body of GET /status.
 type Status struct {
-	Servers []ServerStatus `json:"servers"`
+	Servers        []ServerStatus        `json:"servers"`
+	VirtualServers []VirtualServerStatus `json:"virtualServers"`
 }
 
-// Status reports every configured backend, sorted by name.
+// Status reports every configured backend and virtual server, sorted by
+// name.
 func (b *Broker) Status() Status {
 	type entry struct {
 		prefix string
@@ -309,8 +363,12 @@ func (b *Broker) Status() Status {
 	for _, be := range b.backends {
 		entries = append(entries, entry{be.cfg.Prefix, be.up})
 	}
+	st := Status{Servers: make([]ServerStatus, 0, len(entries)), VirtualServers: make([]VirtualServerStatus, 0, len(b.virtual))}
+	for name, vs := range b.virtual {
+		st.VirtualServers = append(st.VirtualServers, VirtualServerStatus{Name: name, Tools: b.reg.viewTools(name), Listed: len(vs.cfg.Tools)})
+	}
 	b.mu.Unlock()
-	st := Status{Servers: make([]ServerStatus, 0, len(entries))}
+	slices.SortFunc(st.VirtualServers, func(x, y VirtualServerStatus) int { return strings.Compare(x.Name, y.Name) })
 	for _, e := range entries {
 		s := e.up.Snapshot() // outside b.mu: the upstream has its own lock
 		st.Servers = append(st.Servers, ServerStatus{

@@ -12,10 +12,12 @@ import (
 const sessionIDHeader = "Mcp-Session-Id"
 
 // Handler returns the broker's HTTP handler: /mcp (the MCP endpoint),
-// GET /status, GET /healthz and GET /metrics.
+// /mcp/<name> (the virtual server <name>), GET /status, GET /healthz and
+// GET /metrics.
 func (b *Broker) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/mcp", b.serveMCP)
+	mux.HandleFunc(config.EndpointPath, func(w http.ResponseWriter, r *http.Request) { b.serveMCP(w, r, b.handler) })
+	mux.HandleFunc(config.EndpointPath+"/", b.serveVirtual)
 	mux.HandleFunc("GET /status", b.serveStatus)
 	mux.HandleFunc("GET /healthz", b.serveHealthz)
 	mux.HandleFunc("GET /metrics", b.serveMetrics)
@@ -28,7 +30,7 @@ func (b *Broker) Handler() http.Handler {
 // them countable. Ids that are genuine but unknown (e.g. minted before a
 // broker restart) still get the go-sdk's 404, which tells the client to
 // initialize again.
-func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request) {
+func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	codec := b.codec.Load()
 	if codec == nil {
 		http.Error(w, "broker has no configuration yet", http.StatusServiceUnavailable)
@@ -39,7 +41,7 @@ func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "session not found", http.StatusNotFound)
 		return
 	}
-	b.handler.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 }
 
 func (b *Broker) serveStatus(w http.ResponseWriter, _ *http.Request) {

@@ -23,6 +23,7 @@ var proxiedKindNames = [numProxiedKinds]string{"tool", "prompt", "resource"}
 type metrics struct {
 	sessionsMinted       atomic.Int64
 	sessionsRejected     atomic.Int64 // forged Mcp-Session-Id
+	virtualUnknown       atomic.Int64 // requests for a virtual server not in the config
 	proxied              [numProxiedKinds]atomic.Int64
 	proxyErrors          [numProxiedKinds]atomic.Int64
 	catalogUpdates       atomic.Int64
@@ -36,6 +37,7 @@ func (b *Broker) writeMetrics(w io.Writer) {
 	m := &b.metrics
 	counter(w, "mcpgw_broker_sessions_created_total", "Client sessions created (gateway session ids minted).", m.sessionsMinted.Load())
 	counter(w, "mcpgw_broker_sessions_rejected_total", "Requests rejected with 404 for a forged session id.", m.sessionsRejected.Load())
+	counter(w, "mcpgw_broker_virtual_server_not_found_total", "Requests for a virtual server the config does not have (HTTP 404).", m.virtualUnknown.Load())
 	header(w, "mcpgw_broker_proxied_requests_total", "counter", "Requests the broker proxied to a backend itself (fallback path).")
 	for k, name := range proxiedKindNames {
 		fmt.Fprintf(w, "mcpgw_broker_proxied_requests_total{kind=%q} %d\n", name, m.proxied[k].Load())
@@ -73,11 +75,16 @@ func (b *Broker) writeGauges(w io.Writer) {
 	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"prompt\"} %d\n", prompts)
 	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"resource\"} %d\n", resources)
 	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"resource_template\"} %d\n", templates)
+	b.mu.Lock()
+	servers := b.serversLocked()
+	b.mu.Unlock()
 	n := 0
-	for range b.server.Sessions() {
-		n++
+	for _, srv := range servers {
+		for range srv.Sessions() {
+			n++
+		}
 	}
-	gauge(w, "mcpgw_broker_sessions", "Open client sessions.", int64(n))
+	gauge(w, "mcpgw_broker_sessions", "Open client sessions (of the gateway and of its virtual servers).", int64(n))
 }
 
 func header(w io.Writer, name, typ, help string) {

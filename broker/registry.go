@@ -28,6 +28,12 @@ type registry struct {
 
 	tools, prompts, resources, templates map[string]owner
 
+	// exposed holds what each tool in tools was registered with, and views
+	// the virtual servers' mcp.Servers by name: each mirrors the subset of
+	// the exposed tools its virtual server lists.
+	exposed map[string]exposedTool
+	views   map[string]*view
+
 	// last is each backend's latest catalog and prefix, and conflicted the
 	// backends that lost a key to another one: when keys are freed, those
 	// are synced again so that they get the keys now available.
@@ -38,6 +44,21 @@ type registry struct {
 type source struct {
 	prefix string
 	cat    upstream.Catalog
+}
+
+// exposedTool is a tool as registered in the aggregated server.
+type exposedTool struct {
+	def *mcp.Tool
+	h   mcp.ToolHandler
+}
+
+// view is a virtual server's mcp.Server. It registers the very definitions
+// and handlers of the aggregated server, so a tool's identity (the *mcp.Tool)
+// tells whether the view has its current version.
+type view struct {
+	server *mcp.Server
+	want   map[string]bool      // the tool names the virtual server lists
+	have   map[string]*mcp.Tool // what server has registered
 }
 
 // owner is the backend that owns an exposed key, and the signature (JSON)
@@ -60,6 +81,7 @@ func newRegistry(server *mcp.Server, log *slog.Logger, h handlerFactory, failure
 		server: server, log: log, handlers: h, failures: failures,
 		tools: map[string]owner{}, prompts: map[string]owner{},
 		resources: map[string]owner{}, templates: map[string]owner{},
+		exposed: map[string]exposedTool{}, views: map[string]*view{},
 		last: map[string]source{}, conflicted: map[string]bool{},
 	}
 }
@@ -75,6 +97,7 @@ type item[T any] struct {
 func (r *registry) sync(backend, prefix string, cat upstream.Catalog) {
 	r.last[backend] = source{prefix, cat}
 	r.settle(r.apply(backend, prefix, cat))
+	r.syncViews()
 }
 
 // drop removes every entry of backend.
@@ -82,6 +105,7 @@ func (r *registry) drop(backend string) {
 	delete(r.last, backend)
 	delete(r.conflicted, backend)
 	r.settle(r.apply(backend, "", upstream.Catalog{}))
+	r.syncViews()
 }
 
 // settle gives the conflicted backends another chance once keys were freed.
@@ -114,8 +138,80 @@ func (r *registry) applyTools(backend, prefix string, tools []*mcp.Tool) bool {
 		want[c.Name] = item[*mcp.Tool]{&c, t.Name}
 	}
 	return syncKind(r, "tool", r.tools, backend, want, func(it item[*mcp.Tool]) error {
-		return addTool(r.server, it.def, r.handlers.tool(backend, it.orig))
-	}, r.server.RemoveTools)
+		h := r.handlers.tool(backend, it.orig)
+		if err := addTool(r.server, it.def, h); err != nil {
+			return err
+		}
+		r.exposed[it.def.Name] = exposedTool{it.def, h}
+		return nil
+	}, r.removeTools)
+}
+
+func (r *registry) removeTools(names ...string) {
+	r.server.RemoveTools(names...)
+	for _, n := range names {
+		delete(r.exposed, n)
+	}
+}
+
+// setView makes server the view of the named virtual server, offering the
+// listed tools that are exposed now or later.
+func (r *registry) setView(name string, server *mcp.Server, tools []string) {
+	v := r.views[name]
+	if v == nil || v.server != server {
+		v = &view{server: server, have: map[string]*mcp.Tool{}}
+		r.views[name] = v
+	}
+	v.want = make(map[string]bool, len(tools))
+	for _, t := range tools {
+		v.want[t] = true
+	}
+	r.syncView(name, v)
+}
+
+// dropView forgets a virtual server; its server is the caller's to close.
+func (r *registry) dropView(name string) { delete(r.views, name) }
+
+// viewTools returns how many tools the named view offers now.
+func (r *registry) viewTools(name string) int {
+	if v := r.views[name]; v != nil {
+		return len(v.have)
+	}
+	return 0
+}
+
+func (r *registry) syncViews() {
+	for _, name := range slices.Sorted(maps.Keys(r.views)) {
+		r.syncView(name, r.views[name])
+	}
+}
+
+// syncView brings a view to the exposed tools it wants, touching only the
+// entries that changed: each AddTool and RemoveTools notifies its clients.
+func (r *registry) syncView(name string, v *view) {
+	var stale []string
+	for tool, def := range v.have {
+		if cur, ok := r.exposed[tool]; !ok || !v.want[tool] || cur.def != def {
+			stale = append(stale, tool)
+			delete(v.have, tool)
+		}
+	}
+	if len(stale) > 0 {
+		// Changed definitions too: AddTool would replace them, but only
+		// if it succeeds, and a stale one must not stay listed.
+		v.server.RemoveTools(stale...)
+	}
+	for _, tool := range slices.Sorted(maps.Keys(v.want)) {
+		cur, ok := r.exposed[tool]
+		if !ok || v.have[tool] != nil {
+			continue
+		}
+		if err := addTool(v.server, cur.def, cur.h); err != nil {
+			r.reject("tool", tool, "virtual server "+name, err)
+			continue
+		}
+		v.have[tool] = cur.def
+	}
 }
 
 func (r *registry) applyPrompts(backend, prefix string, prompts []*mcp.Prompt) bool {

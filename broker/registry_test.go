@@ -163,3 +163,70 @@ func TestRegistryOnlyReaddsChanges(t *testing.T) {
 		ss.Wait()
 	})
 }
+
+// viewUnderTest is a virtual server's mcp.Server with a client session.
+func viewUnderTest(t *testing.T) (*mcp.Server, *mcp.ClientSession) {
+	t.Helper()
+	srv := mcp.NewServer(&mcp.Implementation{Name: "view"}, legacyOnly)
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := srv.Connect(t.Context(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "c"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close(); ss.Wait() })
+	return srv, cs
+}
+
+// TestRegistryViews: a view offers the exposed tools its list names, with
+// their current definitions and owners, whatever order things happen in.
+func TestRegistryViews(t *testing.T) {
+	r, _, _ := registryUnderTest(t)
+	vsrv, vc := viewUnderTest(t)
+	r.sync("a", "a_", upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
+	r.setView("v", vsrv, []string{"a_x", "b_z"}) // b_z: not exposed yet
+	if got := listed(t, vc); !slices.Equal(got, []string{"a_x"}) {
+		t.Errorf("view = %v, want [a_x]", got)
+	}
+	if got := callText(t, vc, "a_x"); got != "a/x" {
+		t.Errorf("a_x through the view -> %s", got)
+	}
+	r.sync("b", "b_", upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
+	if got := listed(t, vc); !slices.Equal(got, []string{"a_x", "b_z"}) {
+		t.Errorf("after b: view = %v", got)
+	}
+	// A changed definition reaches the view.
+	changed := tool("x")
+	changed.Description = "v2"
+	r.sync("a", "a_", upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
+	res, err := vc.ListTools(t.Context(), nil)
+	if err != nil || len(res.Tools) != 2 || res.Tools[0].Description != "v2" {
+		t.Errorf("after the change: %v, %v", res, err)
+	}
+	// A conflicting backend does not take the view's tool.
+	r.sync("c", "a_", upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
+	if got := callText(t, vc, "a_x"); got != "a/x" {
+		t.Errorf("a_x after a conflict -> %s", got)
+	}
+	// Its owner goes: the other backend takes the name, in the view too.
+	r.drop("a")
+	if got := callText(t, vc, "a_x"); got != "c/x" {
+		t.Errorf("a_x after the owner left -> %s, want c/x", got)
+	}
+	// The list changes.
+	r.setView("v", vsrv, []string{"b_z"})
+	if got := listed(t, vc); !slices.Equal(got, []string{"b_z"}) {
+		t.Errorf("new list: view = %v", got)
+	}
+	if r.viewTools("v") != 1 {
+		t.Errorf("viewTools = %d", r.viewTools("v"))
+	}
+	r.dropView("v")
+	r.drop("b")
+	if got := listed(t, vc); !slices.Equal(got, []string{"b_z"}) {
+		t.Errorf("a dropped view changed: %v", got) // its server is the broker's to close
+	}
+}

@@ -39,6 +39,10 @@ type Input struct {
 	CredentialsDir string
 	// ClusterDomain is the Service DNS suffix (DefaultClusterDomain if empty).
 	ClusterDomain string
+	// ServiceAddresses maps Service ports ("namespace/name:port") to the
+	// host:port the gateway reaches them at directly; see
+	// Options.ServiceAddresses.
+	ServiceAddresses map[string]string
 
 	Registrations  []v1alpha1.MCPServerRegistration
 	VirtualServers []v1alpha1.MCPVirtualServer
@@ -50,13 +54,12 @@ type Input struct {
 
 // Output is the desired state Build computes.
 type Output struct {
-	// Config is the gateway config, servers sorted by name.
+	// Config is the gateway config, servers and virtual servers sorted by
+	// name.
 	Config config.Config
 	// Credentials is the data of the credentials Secret: file name → value.
 	// Config credential references point at CredentialsDir/<file name>.
 	Credentials map[string][]byte
-	// VirtualServers are sorted by name.
-	VirtualServers []VirtualServer
 	// Registrations holds the outcome for every registration.
 	Registrations map[types.NamespacedName]RegistrationResult
 	// VirtualServerResults holds the outcome for every virtual server.
@@ -76,16 +79,8 @@ type RegistrationResult struct {
 type VirtualServerResult struct {
 	Accepted     metav1.Condition
 	ResolvedRefs metav1.Condition
-}
-
-// VirtualServer is a named list of gateway tool names. It is written next
-// to the config (key virtualservers.yaml) until filter/config carries it:
-// the readers parse config.yaml strictly and would reject an unknown field.
-type VirtualServer struct {
-	// Name is "namespace/name" of the MCPVirtualServer.
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Tools       []string `json:"tools"`
+	// Path is the endpoint path clients connect to; empty unless accepted.
+	Path string
 }
 
 // Build computes the gateway config and a verdict for every resource. It is
@@ -123,7 +118,7 @@ func Build(in Input) Output {
 		out.Registrations[key] = res
 	}
 	slices.SortFunc(out.Config.Servers, func(a, b config.Server) int { return strings.Compare(a.Name, b.Name) })
-	out.VirtualServers, out.VirtualServerResults = buildVirtualServers(in.VirtualServers, out.Config.Servers)
+	out.Config.VirtualServers, out.VirtualServerResults = buildVirtualServers(in.VirtualServers, out.Config.Servers)
 	return out
 }
 
@@ -155,20 +150,39 @@ func notAccepted(reason, format string, args ...any) metav1.Condition {
 	}
 }
 
-// buildVirtualServers copies every virtual server into the output; a tool
-// without the prefix of an accepted server is reported, not dropped, since
-// its registration may simply not have arrived yet.
-func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Server) ([]VirtualServer, map[types.NamespacedName]VirtualServerResult) {
-	out := []VirtualServer{}
+// buildVirtualServers puts every valid virtual server into the config,
+// named "namespace/name" (served at /mcp/namespace/name). A tool without the
+// prefix of an accepted server is reported, not dropped, since its
+// registration may simply not have arrived yet; the broker lists only the
+// tools that exist.
+func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Server) ([]config.VirtualServer, map[types.NamespacedName]VirtualServerResult) {
+	out := []config.VirtualServer{}
 	results := map[types.NamespacedName]VirtualServerResult{}
 	for _, vs := range vss {
 		tools := slices.Clone(vs.Spec.Tools)
 		slices.Sort(tools)
 		tools = slices.Compact(tools)
-		out = append(out, VirtualServer{Name: vs.Namespace + "/" + vs.Name, Description: vs.Spec.Description, Tools: tools})
+		v := config.VirtualServer{Name: vs.Namespace + "/" + vs.Name, Description: vs.Spec.Description, Tools: tools}
+		key := types.NamespacedName{Namespace: vs.Namespace, Name: vs.Name}
+		// The CRD's validation makes this pass; objects that bypassed it
+		// (or a name the endpoint path cannot carry) must not make the
+		// whole config invalid.
+		probe := config.Config{Version: config.Version, Gateway: config.Gateway{SessionKey: config.SecretRef{File: "k"}},
+			VirtualServers: []config.VirtualServer{v}}
+		if err := probe.Validate(); err != nil {
+			results[key] = VirtualServerResult{
+				Accepted: metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionFalse,
+					Reason: v1alpha1.ReasonInvalid, Message: strings.ReplaceAll(err.Error(), "virtualServers[0].", "")},
+				ResolvedRefs: metav1.Condition{Type: v1alpha1.ConditionResolvedRefs, Status: metav1.ConditionFalse,
+					Reason: v1alpha1.ReasonNotAccepted, Message: "not in the gateway config"},
+			}
+			continue
+		}
+		out = append(out, v)
 		res := VirtualServerResult{
+			Path: config.VirtualServerPath(v.Name),
 			Accepted: metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue,
-				Reason: v1alpha1.ReasonAccepted, Message: "the virtual server is in the controller's output"},
+				Reason: v1alpha1.ReasonAccepted, Message: "the virtual server is in the gateway config, served at " + config.VirtualServerPath(v.Name)},
 			ResolvedRefs: metav1.Condition{Type: v1alpha1.ConditionResolvedRefs, Status: metav1.ConditionTrue,
 				Reason: v1alpha1.ReasonResolved, Message: "every tool carries the prefix of an accepted server"},
 		}
@@ -177,9 +191,9 @@ func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Serve
 			res.ResolvedRefs.Reason = v1alpha1.ReasonUnknownTools
 			res.ResolvedRefs.Message = "no accepted server has the prefix of: " + strings.Join(unknown, ", ")
 		}
-		results[types.NamespacedName{Namespace: vs.Namespace, Name: vs.Name}] = res
+		results[key] = res
 	}
-	slices.SortFunc(out, func(a, b VirtualServer) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b config.VirtualServer) int { return strings.Compare(a.Name, b.Name) })
 	return out, results
 }
 

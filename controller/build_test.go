@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
@@ -82,7 +83,6 @@ func reverseAll(in *Input) {
 type goldenView struct {
 	Config               config.Config                `json:"config"`
 	Credentials          map[string]string            `json:"credentials"`
-	VirtualServers       []VirtualServer              `json:"virtualServers"`
 	Registrations        map[string]goldenCondition   `json:"registrations"`
 	VirtualServerResults map[string][]goldenCondition `json:"virtualServerResults,omitempty"`
 }
@@ -101,7 +101,7 @@ func view(c metav1.Condition) goldenCondition {
 func renderGolden(t *testing.T, out Output) []byte {
 	t.Helper()
 	v := goldenView{
-		Config: out.Config, Credentials: map[string]string{}, VirtualServers: out.VirtualServers,
+		Config: out.Config, Credentials: map[string]string{},
 		Registrations: map[string]goldenCondition{}, VirtualServerResults: map[string][]goldenCondition{},
 	}
 	for k, b := range out.Credentials {
@@ -181,4 +181,51 @@ func decodeObject(doc []byte, kind string, in *Input) error {
 		return err
 	}
 	return os.ErrInvalid
+}
+
+// TestBuildServiceAddresses: a mapped Service is reached at its address,
+// which is also the :authority; others keep their cluster DNS name.
+func TestBuildServiceAddresses(t *testing.T) {
+	in := goldenInput()
+	in.ServiceAddresses = map[string]string{"team-a/weather:8080": "127.0.0.1:18080", "team-a/weather:9090": "10.0.0.1:1"}
+	readObjects(t, "testdata/build/basic.in.yaml", &in)
+	out := Build(in)
+	byName := map[string]config.Server{}
+	for _, s := range out.Config.Servers {
+		byName[s.Name] = s
+	}
+	if s := byName["team-a/weather"]; s.URL != "http://127.0.0.1:18080/mcp" || s.Hostname != "127.0.0.1:18080" {
+		t.Errorf("mapped server = %+v", s)
+	}
+	for name, s := range byName {
+		if name != "team-a/weather" && !strings.Contains(s.URL, ".svc.cluster.local:") {
+			t.Errorf("unmapped server %s = %+v", name, s)
+		}
+	}
+	if len(byName) < 2 {
+		t.Fatalf("basic.in.yaml has %d accepted servers; the test wants an unmapped one too", len(byName))
+	}
+	if _, err := config.Parse(mustYAML(t, out.Config)); err != nil {
+		t.Errorf("config does not parse: %v", err)
+	}
+}
+
+func TestOptionsServiceAddresses(t *testing.T) {
+	base := Options{RestConfig: &rest.Config{}, OutputFile: "/tmp/c.yaml", CredentialsDir: "/tmp/creds",
+		Gateway: config.Gateway{SessionKey: config.SecretRef{File: "/k"}}}
+	ok := base
+	ok.ServiceAddresses = map[string]string{"team-a/weather:8080": "127.0.0.1:18080", "b/c:1": "localhost:9"}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid mapping refused: %v", err)
+	}
+	bad := base
+	bad.ConfigSecret, bad.Namespace, bad.CredentialsSecret = "cfg", "ns", "creds"
+	bad.ServiceAddresses = map[string]string{"weather:8080": "127.0.0.1:1", "a/b:1": "127.0.0.1", "a/c:1": "h:0", "a/d:1": "bad host:1", "d/e:2": "[::1]:3"}
+	err := bad.Validate()
+	for _, want := range []string{"output file only", `"weather:8080": the Service must be given as namespace/name:port`,
+		`a/b:1: "127.0.0.1" is not host:port`, `a/c:1: "h:0" has no valid port`, `a/d:1: url: not a valid URL: invalid character " " in host name; hostname: "bad host:1"`, `d/e:2: hostname: "[::1]:3" is not a valid host name`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v; want it to mention %q", err, want)
+		}
+	}
 }

@@ -5,7 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net"
 	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -51,6 +57,28 @@ type Options struct {
 	Gateway config.Gateway
 	// ClusterDomain is the Service DNS suffix (default cluster.local).
 	ClusterDomain string
+	// ServiceAddresses maps Service ports, keyed "namespace/name:port" as
+	// an HTTPRoute's backendRef names them, to the "host:port" where the
+	// gateway reaches them directly. It is for running the gateway outside
+	// the cluster (OutputFile, read by a local broker and Envoy as in
+	// `make run`) against a cluster's resources, where <svc>.<ns>.svc names
+	// do not resolve: map a Service to the local end of
+	// `kubectl port-forward svc/weather 18080:8080` (team-a/weather:8080=
+	// 127.0.0.1:18080), or to an MCP server run on the developer's machine.
+	//
+	// A mapped server's URL is http://<address><path>, and its hostname
+	// (the :authority the router sets) is the address too, not the
+	// HTTPRoute's hostname: the local Envoy routes calls by address (an
+	// ORIGINAL_DST cluster, envoy/local.yaml.tmpl) rather than through the
+	// HTTPRoute, so the backend gets the same Host from routed calls as
+	// from the broker's own session, and a server bound to loopback (the
+	// go-sdk's DNS-rebinding protection) accepts both. This is why the
+	// mapping is an explicit option for local use rather than something
+	// derived from the cluster (an ExternalName Service, say): in-cluster
+	// readers resolve Services themselves, and a route's hostname must stay
+	// the :authority there. Validate therefore refuses it with Secret
+	// output.
+	ServiceAddresses map[string]string
 	// BrokerStatusURL is the broker's GET /status; empty leaves Ready
 	// Unknown.
 	BrokerStatusURL string
@@ -86,7 +114,39 @@ func (o *Options) Validate() error {
 	if o.BrokerStatusURL != "" && o.StatusInterval <= 0 {
 		errs = append(errs, errors.New("the broker status interval must be positive"))
 	}
+	if len(o.ServiceAddresses) > 0 && o.ConfigSecret != "" {
+		errs = append(errs, errors.New("service addresses are for a gateway outside the cluster: use them with the output file only, not with a config Secret"))
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.ServiceAddresses)) {
+		if err := validateServiceAddress(k, o.ServiceAddresses[k]); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// serviceKeyPattern is "namespace/name:port" of a Service port.
+var serviceKeyPattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?:[0-9]{1,5}$`)
+
+func validateServiceAddress(key, addr string) error {
+	if !serviceKeyPattern.MatchString(key) {
+		return fmt.Errorf("service address %q: the Service must be given as namespace/name:port", key)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return fmt.Errorf("service address of %s: %q is not host:port", key, addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("service address of %s: %q has no valid port", key, addr)
+	}
+	// The address becomes the server's hostname: the config must accept it.
+	probe := config.Server{Name: "s", URL: "http://" + addr + "/", Hostname: addr}
+	c := config.Config{Version: config.Version, Gateway: config.Gateway{SessionKey: config.SecretRef{File: "k"}}, Servers: []config.Server{probe}}
+	if err := c.Validate(); err != nil {
+		msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), "servers[0].", ""), "\n", "; ")
+		return fmt.Errorf("service address of %s: %s", key, msg)
+	}
+	return nil
 }
 
 // Scheme returns a scheme with every kind the controller reads.
@@ -152,7 +212,8 @@ func Run(ctx context.Context, o Options) error {
 func newReconciler(mgr manager.Manager, o Options) *Reconciler {
 	r := &Reconciler{
 		Client: mgr.GetClient(),
-		Base:   Input{Gateway: o.Gateway, CredentialsDir: o.CredentialsDir, ClusterDomain: o.ClusterDomain},
+		Base: Input{Gateway: o.Gateway, CredentialsDir: o.CredentialsDir, ClusterDomain: o.ClusterDomain,
+			ServiceAddresses: o.ServiceAddresses},
 		Resync: o.Resync,
 		Logger: o.Logger,
 	}

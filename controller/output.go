@@ -19,20 +19,16 @@ import (
 	"github.com/mcpgw/mcpgw/filter/config"
 )
 
-// Keys of the config Secret.
-const (
-	ConfigKey         = "config.yaml"
-	VirtualServersKey = "virtualservers.yaml"
-)
+// ConfigKey is the config Secret's one key.
+const ConfigKey = "config.yaml"
 
-const header = "# Written by mcpgw-controller from MCPServerRegistration resources; edits are overwritten.\n"
+const header = "# Written by mcpgw-controller from MCPServerRegistration and MCPVirtualServer resources; edits are overwritten.\n"
 
-// Rendered is what the gateway's readers see: the bytes of the config file,
-// of the virtual server list and of each credential file.
+// Rendered is what the gateway's readers see: the bytes of the config file
+// and of each credential file.
 type Rendered struct {
-	Config         []byte
-	VirtualServers []byte
-	Credentials    map[string][]byte
+	Config      []byte
+	Credentials map[string][]byte
 }
 
 // Render serializes Build's output. It parses the config back with the
@@ -47,15 +43,7 @@ func Render(out Output) (Rendered, error) {
 	if _, err := config.Parse(cfg); err != nil {
 		return Rendered{}, fmt.Errorf("built config is invalid: %w", err)
 	}
-	vs, err := yaml.Marshal(map[string]any{"virtualServers": out.VirtualServers})
-	if err != nil {
-		return Rendered{}, err
-	}
-	return Rendered{
-		Config:         append([]byte(header), cfg...),
-		VirtualServers: append([]byte(header), vs...),
-		Credentials:    out.Credentials,
-	}, nil
+	return Rendered{Config: append([]byte(header), cfg...), Credentials: out.Credentials}, nil
 }
 
 // Sink writes rendered output where the gateway reads it. Write is
@@ -66,8 +54,8 @@ type Sink interface {
 }
 
 // SecretSink writes two Secrets in the controller's namespace: the config
-// (keys config.yaml and virtualservers.yaml) and the credentials (one key
-// per credential file). The broker and Envoy mount both.
+// (key config.yaml) and the credentials (one key per credential file). The
+// broker and Envoy mount both.
 type SecretSink struct {
 	// Reader reads the Secrets directly from the API server: the cache only
 	// holds credential Secrets, and RBAC may allow get on these two names
@@ -90,7 +78,7 @@ func (s *SecretSink) Write(ctx context.Context, r Rendered) (bool, error) {
 	if err != nil {
 		return c1, fmt.Errorf("credentials Secret: %w", err)
 	}
-	c2, err := s.sync(ctx, s.ConfigName, map[string][]byte{ConfigKey: r.Config, VirtualServersKey: r.VirtualServers})
+	c2, err := s.sync(ctx, s.ConfigName, map[string][]byte{ConfigKey: r.Config})
 	if err != nil {
 		return c1 || c2, fmt.Errorf("config Secret: %w", err)
 	}
@@ -126,8 +114,7 @@ func (s *SecretSink) sync(ctx context.Context, name string, data map[string][]by
 // directory: for running the controller outside the cluster next to a local
 // broker and Envoy.
 type FileSink struct {
-	// Path of the config file. The virtual servers go next to it, in
-	// <Path without extension>.virtualservers.yaml.
+	// Path of the config file.
 	Path string
 	// CredentialsDir receives one file per credential (mode 0600). The
 	// controller owns it: files it did not write are removed.
@@ -141,18 +128,8 @@ func (f *FileSink) Write(_ context.Context, r Rendered) (bool, error) {
 	if err != nil {
 		return changed, err
 	}
-	vsPath := f.Path[:len(f.Path)-len(filepath.Ext(f.Path))] + ".virtualservers.yaml"
-	for _, w := range []struct {
-		path string
-		data []byte
-	}{{vsPath, r.VirtualServers}, {f.Path, r.Config}} {
-		c, err := writeIfChanged(w.path, w.data, 0o644)
-		changed = changed || c
-		if err != nil {
-			return changed, err
-		}
-	}
-	return changed, nil
+	c, err := writeIfChanged(f.Path, r.Config, 0o644)
+	return changed || c, err
 }
 
 func (f *FileSink) syncCredentials(creds map[string][]byte) (bool, error) {

@@ -84,6 +84,10 @@ func (idx *index) resolve(reg v1alpha1.MCPServerRegistration) (*config.Server, *
 		Hostname: hostname,
 		Prefix:   reg.Spec.Prefix,
 	}
+	if addr, ok := idx.in.ServiceAddresses[serviceKey(route.Namespace, backend)]; ok {
+		// Reached directly, outside the cluster (Options.ServiceAddresses).
+		srv.URL, srv.Hostname = "http://"+addr+pathOrDefault(reg.Spec.Path), addr
+	}
 	var cred *credential
 	if ref := reg.Spec.CredentialRef; ref != nil {
 		var c metav1.Condition
@@ -168,14 +172,23 @@ func routeBackend(route *gatewayv1.HTTPRoute) (serviceRef, *metav1.Condition) {
 }
 
 func (idx *index) backendURL(ns string, b serviceRef, p string) string {
-	if p == "" {
-		p = defaultPath
-	}
 	domain := idx.in.ClusterDomain
 	if domain == "" {
 		domain = DefaultClusterDomain
 	}
-	return fmt.Sprintf("http://%s.%s.svc.%s:%d%s", b.name, ns, domain, b.port, p)
+	return fmt.Sprintf("http://%s.%s.svc.%s:%d%s", b.name, ns, domain, b.port, pathOrDefault(p))
+}
+
+func pathOrDefault(p string) string {
+	if p == "" {
+		return defaultPath
+	}
+	return p
+}
+
+// serviceKey is a Service port as Input.ServiceAddresses keys it.
+func serviceKey(ns string, b serviceRef) string {
+	return fmt.Sprintf("%s/%s:%d", ns, b.name, b.port)
 }
 
 // credential reads the referenced value. Messages never contain it.

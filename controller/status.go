@@ -92,6 +92,9 @@ func virtualServerStatus(vs *v1alpha1.MCPVirtualServer, res VirtualServerResult,
 		c.LastTransitionTime = now
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
+	if acc.Status == metav1.ConditionTrue {
+		st.Path = res.Path
+	}
 	return st
 }
 

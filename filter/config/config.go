@@ -38,6 +38,10 @@ type Config struct {
 	Gateway Gateway `json:"gateway"`
 	// Servers are the backend MCP servers behind the gateway.
 	Servers []Server `json:"servers"`
+	// VirtualServers are named subsets of the servers' tools, each offered
+	// to clients as an MCP server of its own at
+	// EndpointPath/<name> (see VirtualServer).
+	VirtualServers []VirtualServer `json:"virtualServers,omitempty"`
 }
 
 // Gateway holds gateway-wide settings.
@@ -204,6 +208,10 @@ func (c *Config) Validate() error {
 	prefixes := map[string]int{}
 	for i := range c.Servers {
 		errs = append(errs, c.Servers[i].validate(i, names, prefixes)...)
+	}
+	vsNames := map[string]int{}
+	for i := range c.VirtualServers {
+		errs = append(errs, c.VirtualServers[i].validate(i, vsNames)...)
 	}
 	return errors.Join(errs...)
 }

@@ -150,6 +150,51 @@ func TestParse(t *testing.T) {
 				Gateway: Gateway{SessionKey: SecretRef{File: "/k"}, MaxRequestBodyBytes: DefaultMaxRequestBodyBytes, MaxSessions: DefaultMaxSessions},
 				Servers: []Server{ok("a", "http://[::1]:9000/mcp", "a", "a."), ok("b", "HTTPS://B.example", "b-1.example.com:443", "B-")}},
 		},
+		{
+			name: "virtual servers",
+			in: minimal + lines("virtualServers:",
+				"- {name: team-a/dev, description: For development., tools: [weather_forecast, gh_search]}",
+				"- {name: ops, tools: [x]}",
+				"- {name: a/b.c-d, tools: [not_provided_by_any_server]}", ""),
+			want: &Config{Version: Version,
+				Gateway: Gateway{SessionKey: SecretRef{Env: "MCPGW_TEST_KEY"},
+					MaxRequestBodyBytes: DefaultMaxRequestBodyBytes, MaxSessions: DefaultMaxSessions},
+				VirtualServers: []VirtualServer{
+					{Name: "team-a/dev", Description: "For development.", Tools: []string{"weather_forecast", "gh_search"}},
+					{Name: "ops", Tools: []string{"x"}},
+					{Name: "a/b.c-d", Tools: []string{"not_provided_by_any_server"}},
+				}},
+		},
+		{
+			name:    "unknown field in a virtual server",
+			in:      minimal + "virtualServers:\n- {name: x, tools: [c], bogus: 1}\n",
+			wantErr: `decode config: error unmarshaling JSON: while decoding JSON: json: unknown field "bogus"`,
+		},
+		{
+			name: "every virtual server problem reported",
+			in: minimal + lines("virtualServers:",
+				"- {name: '', tools: [a]}",
+				"- {name: Dev, tools: []}",
+				"- {name: a/b/c}",
+				"- {name: ok, tools: [a, '', a]}",
+				"- {name: ok, tools: [b]}",
+				"- {name: -x, tools: [c]}",
+				"- {name: 'x/', tools: [c]}",
+				"- {name: 'a.b/c', tools: [c]}", ""),
+			wantErr: lines(
+				`virtualServers[0].name: "" must be a lower-case DNS label, optionally followed by "/" and a DNS subdomain (e.g. "team-a/dev")`,
+				`virtualServers[1].name: "Dev" must be a lower-case DNS label, optionally followed by "/" and a DNS subdomain (e.g. "team-a/dev")`,
+				"virtualServers[1].tools: at least one tool is required",
+				`virtualServers[2].name: "a/b/c" must be a lower-case DNS label, optionally followed by "/" and a DNS subdomain (e.g. "team-a/dev")`,
+				"virtualServers[2].tools: at least one tool is required",
+				"virtualServers[3].tools[1]: empty tool name",
+				`virtualServers[3].tools[2]: "a" listed twice`,
+				`virtualServers[4].name: "ok" already used by virtualServers[3]`,
+				`virtualServers[5].name: "-x" must be a lower-case DNS label, optionally followed by "/" and a DNS subdomain (e.g. "team-a/dev")`,
+				`virtualServers[6].name: "x/" must be a lower-case DNS label, optionally followed by "/" and a DNS subdomain (e.g. "team-a/dev")`,
+				`virtualServers[7].name: "a.b/c" must be a lower-case DNS label, optionally followed by "/" and a DNS subdomain (e.g. "team-a/dev")`,
+			),
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,6 +378,9 @@ func TestExampleConfig(t *testing.T) {
 	if c.Servers[2].Prefix != "" {
 		t.Errorf("fallback server prefix %q", c.Servers[2].Prefix)
 	}
+	if len(c.VirtualServers) != 1 || c.VirtualServers[0].Name != "default/forecasting" || len(c.VirtualServers[0].Tools) != 2 {
+		t.Errorf("virtual servers %+v", c.VirtualServers)
+	}
 	// The example is also valid JSON-equivalent input for the other readers:
 	// it must not rely on defaults for anything it documents.
 	if c.Gateway.MaxRequestBodyBytes != DefaultMaxRequestBodyBytes || c.Gateway.MaxSessions != DefaultMaxSessions {
@@ -397,4 +445,34 @@ func TestRelativeSecretFiles(t *testing.T) {
 		}
 		check(t, got, dir)
 	})
+}
+
+func TestVirtualServerFromPath(t *testing.T) {
+	for _, tt := range []struct {
+		path, name string
+		ok         bool
+	}{
+		{"/mcp", "", false},
+		{"/mcp?x=/mcp/a", "", false},
+		{"/mcpx/a", "", false},
+		{"/", "", false},
+		{"", "", false},
+		{"/other/mcp/a", "", false},
+		{"/mcp/", "", true}, // selects the empty name: unknown
+		{"/mcp/dev", "dev", true},
+		{"/mcp/team-a/dev", "team-a/dev", true},
+		{"/mcp/team-a/dev?x=1", "team-a/dev", true},
+		{"/mcp/team-a/dev/", "team-a/dev/", true}, // not a valid name: unknown
+	} {
+		name, ok := VirtualServerFromPath(tt.path)
+		if name != tt.name || ok != tt.ok {
+			t.Errorf("VirtualServerFromPath(%q) = %q, %v; want %q, %v", tt.path, name, ok, tt.name, tt.ok)
+		}
+	}
+	if p := VirtualServerPath("team-a/dev"); p != "/mcp/team-a/dev" {
+		t.Errorf("VirtualServerPath = %q", p)
+	}
+	if n := testing.AllocsPerRun(10, func() { VirtualServerFromPath("/mcp/team-a/dev?x=1") }); n != 0 {
+		t.Errorf("VirtualServerFromPath allocates %v times", n)
+	}
 }

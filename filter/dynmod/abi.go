@@ -34,6 +34,7 @@ const (
 	keyContentLength                      // content-length
 	keySessionID                          // mcp-session-id
 	keyProtocol                           // mcp-protocol-version
+	keyPath                               // :path (selects a virtual server)
 	numKeys
 )
 
@@ -47,7 +48,7 @@ func init() {
 	names := make([]string, 0, numKeys)
 	names = append(names, config.InternalHeaders[:]...)
 	names = append(names, ":method", "content-type", "content-length",
-		config.HeaderSessionID, config.HeaderProtocolVersion)
+		config.HeaderSessionID, config.HeaderProtocolVersion, ":path")
 	for i, n := range names {
 		// Copied to C memory once and never freed: the table lives as long
 		// as the process (the module is never unloaded).

@@ -78,6 +78,7 @@ func (f *filter) onRequestHeaders(endOfStream bool) C.int32_t {
 		ContentLength:   host.ParseContentLength(envoyString(f.hdrs[keyContentLength-keyMethod])),
 		SessionID:       envoyString(f.hdrs[keySessionID-keyMethod]),
 		ProtocolVersion: envoyString(f.hdrs[keyProtocol-keyMethod]),
+		Path:            envoyString(f.hdrs[keyPath-keyMethod]),
 		EndOfStream:     endOfStream,
 	}
 	switch f.RequestHeaders(h) {

@@ -32,7 +32,7 @@ func (h tableHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 		method = "POST"
 	}
 	s.Request.Add(":method", method)
-	s.Request.Add(":path", "/mcp")
+	s.Request.Add(":path", r.PathOr())
 	s.Request.Add(":authority", "gateway.example")
 	if r.Body != "" && !hasHeader(r.Headers, "content-type") {
 		s.Request.Add("content-type", "application/json")

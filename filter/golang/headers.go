@@ -36,6 +36,7 @@ func readRequestHeaders(h api.RequestHeaderMap, endStream bool) router.RequestHe
 		ContentLength:   host.ParseContentLength(get("content-length")),
 		SessionID:       get(config.HeaderSessionID),
 		ProtocolVersion: get(config.HeaderProtocolVersion),
+		Path:            get(":path"),
 		EndOfStream:     endStream,
 	}
 }

@@ -84,7 +84,7 @@ func (fc *filterConfig) start(r adaptertest.Request) *fakeapi.Stream {
 		method = "POST"
 	}
 	s.Request.Add(":method", method)
-	s.Request.Add(":path", "/mcp")
+	s.Request.Add(":path", r.PathOr())
 	s.Request.Add(":authority", "gateway.example")
 	if r.Body != "" && !hasHeader(r.Headers, "content-type") {
 		s.Request.Add("content-type", "application/json")

@@ -54,7 +54,7 @@ func (h soHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 		method = "POST"
 	}
 	s.Header("req", ":method", method)
-	s.Header("req", ":path", "/mcp")
+	s.Header("req", ":path", r.PathOr())
 	s.Header("req", ":authority", "gateway.example")
 	if r.Body != "" && !hasHeader(r.Headers, "content-type") {
 		s.Header("req", "content-type", "application/json")

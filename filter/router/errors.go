@@ -19,19 +19,21 @@ const (
 type Rejection uint8
 
 const (
-	RejectNone               Rejection = iota
-	RejectParse                        // body is not JSON
-	RejectNotJSONRPC                   // JSON, but not a JSON-RPC 2.0 message
-	RejectBatch                        // a batch where the protocol version forbids it
-	RejectTooLarge                     // body above gateway.maxRequestBodyBytes
-	RejectContentType                  // POST body that is not application/json
-	RejectMissingName                  // tools/call or prompts/get without params.name
-	RejectUnknownTool                  // no server owns the name's prefix
-	RejectMissingSession               // routed call without mcp-session-id
-	RejectUnknownSession               // mcp-session-id not minted by our broker
-	RejectBackendUnavailable           // backend session could not be initialized
-	RejectBackendSessionLost           // backend answered 404 for its session
-	RejectNotReady                     // no config loaded yet
+	RejectNone                 Rejection = iota
+	RejectParse                          // body is not JSON
+	RejectNotJSONRPC                     // JSON, but not a JSON-RPC 2.0 message
+	RejectBatch                          // a batch where the protocol version forbids it
+	RejectTooLarge                       // body above gateway.maxRequestBodyBytes
+	RejectContentType                    // POST body that is not application/json
+	RejectMissingName                    // tools/call or prompts/get without params.name
+	RejectUnknownTool                    // no server owns the name's prefix
+	RejectMissingSession                 // routed call without mcp-session-id
+	RejectUnknownSession                 // mcp-session-id not minted by our broker
+	RejectBackendUnavailable             // backend session could not be initialized
+	RejectBackendSessionLost             // backend answered 404 for its session
+	RejectNotReady                       // no config loaded yet
+	RejectUnknownVirtualServer           // the path selects a virtual server the config lacks
+	RejectNotInVirtualServer             // the selected virtual server does not offer the tool (or any prompt)
 	numRejections
 )
 
@@ -56,6 +58,11 @@ var rejections = [numRejections]rejectionInfo{
 	RejectBackendUnavailable: {"backend_unavailable", 200, CodeInternalError, "Backend MCP server unavailable"},
 	RejectBackendSessionLost: {"backend_session_lost", 200, CodeInternalError, "Backend MCP server lost its session; it will be re-initialized on the next call, please retry"},
 	RejectNotReady:           {"not_ready", 503, CodeInternalError, "Gateway not ready: no configuration loaded"},
+	// 404, as the broker answers any request to an unknown virtual server:
+	// a client whose virtual server was removed re-initializes, and then
+	// gets the broker's error naming it.
+	RejectUnknownVirtualServer: {"unknown_virtual_server", 404, CodeInvalidRequest, "Not found: no such virtual server"},
+	RejectNotInVirtualServer:   {"not_in_virtual_server", 200, CodeInvalidParams, "Invalid params: the virtual server does not offer this tool or prompt"},
 }
 
 // String returns the rejection's stable metric/log name.

@@ -21,7 +21,8 @@ import (
 //
 //	-- config --     optional: a config file under testdata (default
 //	                 router.yaml), or "none" for a router with no config
-//	-- request --    the :method, then "name: value" header lines; values
+//	-- request --    the :method and optionally the :path ("POST /mcp/dev"),
+//	                 then "name: value" header lines; values
 //	                 $SESSION (a gateway session holding a backend session
 //	                 with every server), $NEW_SESSION (valid, holding none)
 //	                 and $FORGED (well-formed, wrong MAC) are substituted;
@@ -161,7 +162,7 @@ func runGolden(t *testing.T, a txtarFile) (want string, newBody []byte) {
 	h := RequestHeaders{ContentLength: -1, EndOfStream: !hasBody}
 	for i, line := range strings.Split(strings.TrimSpace(reqText), "\n") {
 		if i == 0 {
-			h.Method = strings.TrimSpace(line)
+			h.Method, h.Path, _ = strings.Cut(strings.TrimSpace(line), " ")
 			continue
 		}
 		name, value, _ := strings.Cut(line, ":")

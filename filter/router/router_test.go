@@ -405,16 +405,22 @@ func TestHotPathAllocations(t *testing.T) {
 	gw := codec(t).Mint()
 	r.Sessions().Put(gw, "default/weather", "backend-1")
 	for _, tc := range []struct {
+		path string
 		body string
 		want Action
 	}{
-		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_x","arguments":{"a":[1,"b"]}}}`, Route},
-		{`{"jsonrpc":"2.0","id":"x","method":"tools/list"}`, Forward},
-		{`{"jsonrpc":"2.0","id":2,"method":"notifications/initialized"}`, Forward},
-		{`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}`, Reply},
+		{"/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_x","arguments":{"a":[1,"b"]}}}`, Route},
+		{"/mcp", `{"jsonrpc":"2.0","id":"x","method":"tools/list"}`, Forward},
+		{"/mcp", `{"jsonrpc":"2.0","id":2,"method":"notifications/initialized"}`, Forward},
+		{"/mcp", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}`, Reply},
+		// Through a virtual server: the path selects it, the tool is checked.
+		{"/mcp/default/forecasting?x=1", `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"weather_get_forecast"}}`, Route},
+		{"/mcp/default/forecasting", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"weather_x"}}`, Reply},
+		{"/mcp/default/nope", `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"weather_x"}}`, Reply},
 	} {
 		body := []byte(tc.body)
 		h := post(gw, body)
+		h.Path = tc.path
 		var s Stream
 		n := testing.AllocsPerRun(100, func() {
 			s.Init(r)

@@ -25,6 +25,9 @@ type RequestHeaders struct {
 	ContentLength   int64 // -1 when absent
 	SessionID       string
 	ProtocolVersion string
+	// Path is :path; under config.EndpointPath + "/" it selects a virtual
+	// server (config.VirtualServerFromPath).
+	Path string
 	// EndOfStream is true when the request has no body.
 	EndOfStream bool
 }
@@ -85,7 +88,12 @@ type Stream struct {
 	method          string // JSON-RPC method; owned or a constant
 	server          *Server
 	toolName        string // unprefixed name; owned after OpenSession
-	backend         string // backend session id in use
+	// virtual is the virtual server the request's path selects (nil: the
+	// whole gateway); noVirtual is set when it selects one the config
+	// does not have.
+	virtual   *virtualServer
+	noVirtual bool
+	backend   string // backend session id in use
 
 	idBuf [maxIDLen]byte
 	id    []byte // raw JSON id: aliases idBuf or heap
@@ -129,6 +137,11 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 		return s.reject(RejectNotReady)
 	}
 	s.protocolVersion = internVersion(h.ProtocolVersion)
+	if name, ok := config.VirtualServerFromPath(h.Path); ok {
+		// A map lookup with a string that aliases host memory: no copy.
+		s.virtual = s.t.virtual[name]
+		s.noVirtual = s.virtual == nil
+	}
 	if h.SessionID != "" {
 		s.gateway = s.ownGateway(h.SessionID)
 	}
@@ -273,6 +286,9 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	if !id.Exists() {
 		return s.rejectBody(RejectNotJSONRPC) // a call must be a request
 	}
+	if s.noVirtual {
+		return s.rejectBody(RejectUnknownVirtualServer)
+	}
 	if name.Type != gjson.String || name.Str == "" {
 		return s.rejectBody(RejectMissingName)
 	}
@@ -283,6 +299,9 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	// re-encodes).
 	if !utf8.ValidString(name.Str) || strings.IndexByte(name.Raw, '\\') >= 0 && hasControl(name.Str) {
 		return s.rejectBody(RejectUnknownTool)
+	}
+	if s.virtual != nil && !s.virtual.offers(method, name.Str) {
+		return s.rejectBody(RejectNotInVirtualServer)
 	}
 	srv, bare := s.t.lookup(name.Str)
 	if srv == nil {
@@ -308,6 +327,16 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	}
 	s.action = OpenSession
 	return OpenSession
+}
+
+// offers reports whether the virtual server lets a client call the tool or
+// get the prompt named name: only its listed tools, never a prompt.
+func (v *virtualServer) offers(method, name string) bool {
+	if method != "tools/call" {
+		return false
+	}
+	_, ok := v.tools[name]
+	return ok
 }
 
 func hasControl(v string) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -130,8 +131,8 @@ func (e *env) checkOutputs(credential string) {
 	if bytes.Contains(cfgData[controller.ConfigKey], []byte(credential)) {
 		e.t.Error("the config Secret contains the credential in plaintext")
 	}
-	if _, ok := cfgData[controller.VirtualServersKey]; !ok {
-		e.t.Errorf("config Secret lacks %s", controller.VirtualServersKey)
+	if len(cfgData) != 1 {
+		e.t.Errorf("config Secret keys: %d, want %s only", len(cfgData), controller.ConfigKey)
 	}
 	creds, _, err := e.secretData(credentialsSecret)
 	if err != nil {
@@ -272,7 +273,8 @@ func TestReadyFollowsBroker(t *testing.T) {
 	e.waitRegistration("team-a", "w", ready(metav1.ConditionFalse, v1alpha1.ReasonBackendConnecting))
 }
 
-// TestVirtualServer: written next to the config, unresolved tools reported.
+// TestVirtualServer: written into the config, unresolved tools reported,
+// the endpoint path in the status.
 func TestVirtualServer(t *testing.T) {
 	e := startEnv(t)
 	e.createNamespace("team-a")
@@ -280,20 +282,27 @@ func TestVirtualServer(t *testing.T) {
 	e.create(registration("team-a", "w", "r", "w_"))
 	e.create(&v1alpha1.MCPVirtualServer{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "subset"},
-		Spec:       v1alpha1.MCPVirtualServerSpec{Tools: []string{"w_forecast", "gh_search"}},
+		Spec:       v1alpha1.MCPVirtualServerSpec{Description: "Forecasts.", Tools: []string{"w_forecast", "gh_search"}},
 	})
-	e.waitVirtualServer("team-a", "subset", want{v1alpha1.ConditionAccepted, metav1.ConditionTrue, v1alpha1.ReasonAccepted},
+	got := e.waitVirtualServer("team-a", "subset", want{v1alpha1.ConditionAccepted, metav1.ConditionTrue, v1alpha1.ReasonAccepted},
 		want{v1alpha1.ConditionResolvedRefs, metav1.ConditionFalse, v1alpha1.ReasonUnknownTools})
-	eventually(t, "virtual servers written", func() error {
-		data, _, err := e.secretData(configSecret)
-		if err == nil && !bytes.Contains(data[controller.VirtualServersKey], []byte("team-a/subset")) {
-			err = fmt.Errorf("%s:\n%s", controller.VirtualServersKey, data[controller.VirtualServersKey])
+	if got.Status.Path != "/mcp/team-a/subset" {
+		t.Errorf("status.path = %q", got.Status.Path)
+	}
+	wantVS := config.VirtualServer{Name: "team-a/subset", Description: "Forecasts.", Tools: []string{"gh_search", "w_forecast"}}
+	e.waitConfig(func(c *config.Config) error {
+		if len(c.VirtualServers) != 1 || !reflect.DeepEqual(c.VirtualServers[0], wantVS) {
+			return fmt.Errorf("virtual servers %+v", c.VirtualServers)
+		}
+		return nil
+	})
+	eventually(t, "file output", func() error {
+		c, err := config.Load(filepath.Join(e.dir, "config.yaml"))
+		if err == nil && (len(c.VirtualServers) != 1 || c.VirtualServers[0].Name != wantVS.Name) {
+			err = fmt.Errorf("virtual servers %+v", c.VirtualServers)
 		}
 		return err
 	})
-	if b := e.readFile("config.virtualservers.yaml"); !bytes.Contains(b, []byte("w_forecast")) {
-		t.Errorf("virtual servers file:\n%s", b)
-	}
 }
 
 // TestAPIServerRestart: the controller survives an API server outage and

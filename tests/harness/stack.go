@@ -39,6 +39,11 @@ type StackOptions struct {
 	EnvoyLogLevel string
 	EnvoyOutput   io.Writer
 	Logger        *slog.Logger // broker logs; nil discards
+	// BrokerListener, if set, is where the broker serves (the stack takes
+	// it over); by default it listens on a free loopback port. A caller
+	// that must know the broker's address before the stack starts (e.g. a
+	// controller polling its /status) listens first.
+	BrokerListener net.Listener
 }
 
 // Stack is a running gateway.
@@ -63,10 +68,12 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Stack{cancel: cancel, brokerDone: make(chan error, 1)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		return nil, err
+	ln := o.BrokerListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	s.BrokerAddr = ln.Addr().String()
 	go func() {

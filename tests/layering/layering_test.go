@@ -1,7 +1,8 @@
 // Package layering enforces the import rules that keep the architecture
 // visible: the router core and the config contract are plain Go (no cgo, no
-// Envoy), the broker and the router never import each other, and product
-// code never imports tests/.
+// Envoy), the broker and the router never import each other, the
+// controller shares only the config contract with the data plane, and
+// product code never imports tests/.
 package layering
 
 import (
@@ -52,6 +53,10 @@ func TestImportRules(t *testing.T) {
 		{"filter/sessionid", []string{"github.com/envoyproxy/", module + "/broker"}},
 		{"broker/...", []string{module + "/filter/router", module + "/filter/dynmod", module + "/filter/golang", module + "/filter/host", module + "/controller", module + "/tests"}},
 		{"filter/dynmod", []string{module + "/broker", module + "/tests", module + "/filter/golang", "github.com/envoyproxy/"}},
+		// The controller reads the broker's status over HTTP (the JSON is the
+		// contract) and never links the data plane or test code.
+		{"controller/...", []string{module + "/broker", module + "/filter/router", module + "/filter/dynmod", module + "/filter/golang",
+			module + "/filter/host", module + "/filter/sessionid", module + "/tests", "github.com/envoyproxy/"}},
 	} {
 		for _, dep := range deps(t, tc.pkg, true) {
 			for _, f := range tc.forbidden {

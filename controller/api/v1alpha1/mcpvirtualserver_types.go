@@ -7,10 +7,15 @@ import (
 // MCPVirtualServerSpec names a subset of the gateway's tools, to be offered
 // as a server of its own.
 //
-// The controller writes virtual servers into its output; serving them (the
-// broker filtering tools/list by virtual server) is the broker's part.
+// The virtual server <namespace>/<name> is served at the gateway's
+// /mcp/<namespace>/<name> (status.path): a client connecting to that URL
+// lists only these tools (those an accepted registration provides), and
+// the gateway refuses its calls of any other tool. It offers no prompts or
+// resources. It narrows what a client sees; it does not restrict access:
+// the gateway's /mcp still offers every tool.
 type MCPVirtualServerSpec struct {
-	// Description is shown to clients of the virtual server.
+	// Description is sent to clients of the virtual server (the server's
+	// description and instructions in the initialize result).
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Description string `json:"description,omitempty"`
@@ -27,12 +32,16 @@ type MCPVirtualServerSpec struct {
 // MCPVirtualServerStatus reports what the gateway made of the virtual
 // server.
 type MCPVirtualServerStatus struct {
-	// Conditions: Accepted (in the controller's output) and ResolvedRefs
-	// (every tool carries the prefix of an accepted registration).
+	// Conditions: Accepted (in the gateway config) and ResolvedRefs (every
+	// tool carries the prefix of an accepted registration).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Path is the endpoint path clients connect to, on the gateway's
+	// address ("/mcp/<namespace>/<name>"), set while accepted.
+	// +optional
+	Path string `json:"path,omitempty"`
 }
 
 // MCPVirtualServer is a named list of the gateway's tools.
@@ -42,6 +51,7 @@ type MCPVirtualServerStatus struct {
 // +kubebuilder:resource:shortName=mcpvs,categories=mcpgw
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Resolved",type=string,JSONPath=`.status.conditions[?(@.type=="ResolvedRefs")].status`
+// +kubebuilder:printcolumn:name="Path",type=string,JSONPath=`.status.path`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type MCPVirtualServer struct {
 	metav1.TypeMeta   `json:",inline"`

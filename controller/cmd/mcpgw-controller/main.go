@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -65,6 +66,17 @@ func parseFlags(args []string, stderr io.Writer) (controller.Options, error) {
 	fs.IntVar(&o.Gateway.MaxRequestBodyBytes, "max-request-body-bytes", 0, "router request body limit written to the config (0: the readers' default)")
 	fs.IntVar(&o.Gateway.MaxSessions, "max-sessions", 0, "router session limit written to the config (0: the readers' default)")
 	fs.StringVar(&o.ClusterDomain, "cluster-domain", controller.DefaultClusterDomain, "DNS suffix of Service names in backend URLs")
+	fs.Func("service-address", "namespace/name:port=host:port: reach that Service port at host:port instead of its cluster DNS name, for a gateway run outside the cluster with -output-file (e.g. behind kubectl port-forward); repeatable", func(v string) error {
+		svc, addr, ok := strings.Cut(v, "=")
+		if !ok {
+			return errors.New("want namespace/name:port=host:port")
+		}
+		if o.ServiceAddresses == nil {
+			o.ServiceAddresses = map[string]string{}
+		}
+		o.ServiceAddresses[svc] = addr
+		return nil
+	})
 	fs.StringVar(&o.BrokerStatusURL, "broker-status-url", "", "the broker's GET /status URL, read for Ready conditions (empty: Ready stays Unknown)")
 	fs.DurationVar(&o.StatusInterval, "status-interval", 10*time.Second, "how often the broker's status is read")
 	fs.DurationVar(&o.Resync, "resync", 5*time.Minute, "full pass interval without events (repairs out-of-band edits)")

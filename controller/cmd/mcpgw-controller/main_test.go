@@ -30,6 +30,15 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("options = %+v", o)
 	}
 
+	o, err = parseFlags([]string{"-kubeconfig", kc, "-config-secret", "", "-output-file", "/tmp/c.yaml",
+		"-service-address", "team-a/weather:8080=127.0.0.1:18080", "-service-address", "b/c:1=localhost:2"}, io.Discard)
+	if err != nil || len(o.ServiceAddresses) != 2 || o.ServiceAddresses["team-a/weather:8080"] != "127.0.0.1:18080" {
+		t.Errorf("service addresses: %v, %v", o.ServiceAddresses, err)
+	}
+	if _, err = parseFlags([]string{"-kubeconfig", kc, "-service-address", "no-equals"}, io.Discard); err == nil {
+		t.Error("a -service-address without = was accepted")
+	}
+
 	// Every problem at once.
 	_, err = parseFlags([]string{"-kubeconfig", kc, "-log-format", "xml", "-log-level", "loud"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "-log-format") || !strings.Contains(err.Error(), "-log-level") {

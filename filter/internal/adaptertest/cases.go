@@ -65,6 +65,11 @@ func replyCases(gw string) []Case {
 		{"reply/trailers, malformed", Request{Body: "{oops", Trailers: true}, reply(400, -32700, "null", "parse_error")},
 		{"reply/backend unavailable", Request{Body: call("5", "dead_now"), Headers: [][2]string{session}},
 			reply(200, -32603, "5", "backend_unavailable")},
+		// The :path reaches the router: it selects the virtual server.
+		{"reply/tool outside the virtual server", Request{Path: "/mcp/" + VirtualServer, Body: call("8", "dead_now"), Headers: [][2]string{session}},
+			reply(200, -32602, "8", "not_in_virtual_server")},
+		{"reply/unknown virtual server", Request{Path: "/mcp/team-a/nope", Body: call("9", "weather_now"), Headers: [][2]string{session}},
+			reply(404, -32600, "9", "unknown_virtual_server")},
 	}
 }
 
@@ -91,6 +96,9 @@ func routeCases(env *Env, gw string) []Case {
 			Want{Continued: true, Headers: routed, Body: ToolCall(2, "now"), RouteCacheClears: 2, ResponseSessionID: gw}},
 		{"route/next call reuses it", call(3, false, &Response{Status: 200, Details: "via_upstream"}),
 			Want{Continued: true, Headers: routed, Body: ToolCall(3, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
+		{"route/through the virtual server", Request{Path: "/mcp/" + VirtualServer + "?x=1", Body: ToolCall(7, "weather_now"),
+			Headers: [][2]string{session}, Response: &Response{Status: 200, Details: "via_upstream"}},
+			Want{Continued: true, Headers: routed, Body: ToolCall(7, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
 		{"route/trailers", call(4, true, nil),
 			Want{Continued: true, Headers: routed, Body: ToolCall(4, "now"), RouteCacheClears: 1}},
 		{"route/Envoy's own 404 passes", call(5, false, &Response{Status: 404, Details: "route_not_found"}),

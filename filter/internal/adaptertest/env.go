@@ -58,6 +58,10 @@ func NewEnv(t testing.TB) *Env {
 	return e
 }
 
+// VirtualServer is the virtual server every config has: it offers
+// weather_now (the backend's tool) and nothing else.
+const VirtualServer = "team-a/weather-only"
+
 // WriteConfig writes a config file for servers into dir (with the session
 // key in a file next to it) and returns its path. Called again with the same
 // dir it rewrites the file (a reload).
@@ -76,6 +80,8 @@ func WriteConfig(t testing.TB, dir string, servers ...Server) string {
 	for _, s := range servers {
 		fmt.Fprintf(&b, "- {name: %q, url: %q, hostname: %q, prefix: %q}\n", s.Name, s.URL, s.Hostname, s.Prefix)
 	}
+	// Served at /mcp/<VirtualServer>, offering the backend's tool only.
+	fmt.Fprintf(&b, "virtualServers:\n- {name: %q, tools: [weather_now]}\n", VirtualServer)
 	path := filepath.Join(dir, "config.yaml")
 	// Write then rename: a watcher never sees a half-written file.
 	tmp := path + ".tmp"

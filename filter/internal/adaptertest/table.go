@@ -10,11 +10,12 @@ import (
 )
 
 // Request is a client request as Envoy hands it to the filter: :method,
-// :path /mcp and :authority gateway.example, then Headers in order; a
+// :path and :authority gateway.example, then Headers in order; a
 // non-empty Body comes with content-type application/json and its
 // content-length unless Headers set them.
 type Request struct {
 	Method  string // default POST
+	Path    string // default /mcp
 	Headers [][2]string
 	Body    string // "": the headers end the stream
 	// Trailers: the body ends with (empty) trailers instead of an end of
@@ -34,6 +35,14 @@ type Response struct {
 	// SessionID is the response's mcp-session-id, if any; AnyBackendSession
 	// stands for the backend session the request carried upstream.
 	SessionID string
+}
+
+// PathOr returns the request's :path, /mcp by default.
+func (r Request) PathOr() string {
+	if r.Path == "" {
+		return "/mcp"
+	}
+	return r.Path
 }
 
 // SessionHeader returns the mcp-session-id value the upstream response
