@@ -58,7 +58,7 @@ test: envoy kube ## Everything CI runs: unit (-race), adapter, end-to-end (real 
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 	$(MAKE) test-controller
-test-unit: ## Unit and adapter tests with the race detector
+test-unit: envoy ## Unit and adapter tests with the race detector (the shared adapter table also runs in a real Envoy)
 	go test -race -count=1 ./filter/... ./broker/... ./controller/... ./tests/mcptest/... ./tests/layering/... ./envoy/... ./build/docker/...
 	@# Allocation assertions, which the race detector makes meaningless.
 	go test -count=1 -run 'Allocat' ./filter/...

@@ -1,7 +1,8 @@
 // Package adaptertest holds one behavioural table of requests and their
 // expected outcome, run against every Envoy adapter of the router (the
 // dynamic module through its fake host, the golang filter through its fake
-// API and through its fake Envoy host), so the adapters cannot drift apart.
+// API and through its fake Envoy host, and the dynamic module in a real
+// Envoy: envoy_test.go), so the adapters cannot drift apart.
 // Each adapter's tests implement Host; Run plays the table.
 //
 // Only _test.go files import this package.

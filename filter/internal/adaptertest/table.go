@@ -65,14 +65,22 @@ type Result struct {
 	Headers map[string][]string
 	// Body is the request body that continued.
 	Body string
-	// RouteCacheClears counts route cache clears.
+	// RouteCacheClears counts route cache clears; Unobservable when the
+	// host cannot count them (check then skips the comparison, and logs it).
 	RouteCacheClears int
+	// RequestUnseen: the host could not see whether and how the request
+	// continued (a real Envoy answered it before any upstream did), so check
+	// skips Continued, Headers and Body, and logs it.
+	RequestUnseen bool
 	// Replies are the local replies, request or response side.
 	Replies []Reply
 	// ResponseHeaders are the response headers after the filter (when the
 	// request had a Response and no reply replaced it).
 	ResponseHeaders map[string][]string
 }
+
+// Unobservable is the RouteCacheClears of a host that cannot count them.
+const Unobservable = -1
 
 // Reply is a local reply.
 type Reply struct {
@@ -141,6 +149,12 @@ func Run(t *testing.T, env *Env, host Host) {
 func check(t *testing.T, env *Env, c Case, res Result, backendSession string) string {
 	t.Helper()
 	w := c.Want
+	if res.RequestUnseen {
+		// Nothing of the request to compare: only the reply and response.
+		t.Logf("relaxed: the host did not see the request after the filter; continued/headers/body not checked")
+		w.Continued, w.Headers = false, nil
+		res.Continued = false
+	}
 	if res.Continued != w.Continued {
 		t.Errorf("continued = %v, want %v; replies %+v", res.Continued, w.Continued, res.Replies)
 	}
@@ -179,7 +193,9 @@ func check(t *testing.T, env *Env, c Case, res Result, backendSession string) st
 			}
 		}
 	}
-	if res.RouteCacheClears != w.RouteCacheClears {
+	if res.RouteCacheClears == Unobservable {
+		t.Logf("relaxed: route cache clears not observable on this host (want %d)", w.RouteCacheClears)
+	} else if res.RouteCacheClears != w.RouteCacheClears {
 		t.Errorf("route cache cleared %d times, want %d", res.RouteCacheClears, w.RouteCacheClears)
 	}
 	checkReply(t, w.Reply, res.Replies)
