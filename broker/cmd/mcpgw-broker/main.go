@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/mcpgw/mcpgw/broker"
+	"github.com/mcpgw/mcpgw/internal/logflags"
 )
 
 func main() {
@@ -55,19 +56,12 @@ func parseFlags(configPath, addr, format, level string, out io.Writer) (*slog.Lo
 	if addr == "" {
 		errs = append(errs, errors.New("-addr must not be empty"))
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("-log-level: %w", err))
-	}
-	if format != "text" && format != "json" {
-		errs = append(errs, fmt.Errorf("-log-format: %q is not text or json", format))
+	log, err := logflags.New(format, level, out)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	hopts := &slog.HandlerOptions{Level: lvl}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(out, hopts)), nil
-	}
-	return slog.New(slog.NewTextHandler(out, hopts)), nil
+	return log, nil
 }

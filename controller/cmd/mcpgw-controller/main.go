@@ -22,6 +22,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/controller"
 	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/internal/logflags"
 )
 
 func main() {
@@ -111,20 +112,5 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 }
 
 func newLogger(format, level string, out io.Writer) (*slog.Logger, error) {
-	var errs []error
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("-log-level: %w", err))
-	}
-	if format != "text" && format != "json" {
-		errs = append(errs, fmt.Errorf("-log-format: %q is not text or json", format))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	hopts := &slog.HandlerOptions{Level: lvl}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(out, hopts)), nil
-	}
-	return slog.New(slog.NewTextHandler(out, hopts)), nil
+	return logflags.New(format, level, out)
 }
