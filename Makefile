@@ -53,11 +53,12 @@ run: dynmod envoy ## Run the local stack: Envoy + router module + broker + two e
 
 ##@ Test
 .PHONY: test test-unit test-e2e test-controller
-test: envoy kube ## Everything CI runs: unit (-race), adapter, end-to-end (real Envoy) and controller (real kube-apiserver) tests
+test: envoy kube ## Everything CI runs: unit (-race), adapter, end-to-end (real Envoy), controller (real kube-apiserver) and conformance tests
 	go vet ./...
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 	$(MAKE) test-controller
+	$(MAKE) conformance
 test-unit: envoy ## Unit and adapter tests with the race detector (the shared adapter table also runs in a real Envoy)
 	go test -race -count=1 ./filter/... ./broker/... ./controller/... ./tests/mcptest/... ./tests/layering/... ./envoy/... ./build/docker/... ./internal/...
 	@# Allocation assertions, which the race detector makes meaningless.

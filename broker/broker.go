@@ -10,6 +10,9 @@
 //
 // Calls that do reach the broker anyway (e.g. inside a JSON-RPC batch) are
 // proxied to the owning backend over the broker's own session.
+// completion/complete and resources/subscribe and unsubscribe are forwarded
+// the same way, a backend subscription being shared by all the client
+// sessions subscribed to its URI (see subscribe.go).
 //
 // # Virtual servers
 //
@@ -95,6 +98,13 @@ type Broker struct {
 	// HTTP handler reads without b.mu.
 	virtual     map[string]*virtualServer
 	virtualView atomic.Pointer[map[string]*virtualServer]
+
+	// subMu serializes resource subscription changes (see subscribe.go); it
+	// is taken before mu, never while holding it.
+	subMu    sync.Mutex
+	subs     map[string]*subscription        // by URI
+	watched  map[*mcp.ServerSession]struct{} // subscribers whose end is watched
+	watchers sync.WaitGroup                  // their watching goroutines
 }
 
 // backend is one configured server and its connection.
@@ -109,24 +119,34 @@ func New(opts Options) *Broker {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{opts: opts, log: opts.Logger, backends: map[string]*backend{}, virtual: map[string]*virtualServer{}}
+	b := &Broker{opts: opts, log: opts.Logger, backends: map[string]*backend{}, virtual: map[string]*virtualServer{},
+		subs: map[string]*subscription{}, watched: map[*mcp.ServerSession]struct{}{}}
 	b.server = b.newServer(&mcp.Implementation{Name: "mcpgw", Version: Version}, "",
 		// Declared up front so that clients expect tools and list_changed
 		// even while no backend is ready. No logging capability: the broker
-		// has nothing to log to clients.
+		// has nothing to log to clients. Completions and subscriptions are
+		// forwarded to the backend that owns the prompt or resource.
 		&mcp.ServerCapabilities{
-			Tools:     &mcp.ToolCapabilities{ListChanged: true},
-			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
-			Resources: &mcp.ResourceCapabilities{ListChanged: true},
+			Tools:       &mcp.ToolCapabilities{ListChanged: true},
+			Prompts:     &mcp.PromptCapabilities{ListChanged: true},
+			Resources:   &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
+			Completions: &mcp.CompletionCapabilities{},
+		},
+		func(o *mcp.ServerOptions) {
+			o.CompletionHandler = b.complete
+			o.SubscribeHandler = b.subscribe
+			o.UnsubscribeHandler = b.unsubscribe
 		})
 	b.handler = b.newHandler(b.server)
 	b.reg = newRegistry(b.server, b.log, proxy{b}, func() { b.metrics.registrationFailures.Add(1) })
 	return b
 }
 
-// newServer returns an MCP server whose sessions get gateway session ids.
-func (b *Broker) newServer(impl *mcp.Implementation, instructions string, caps *mcp.ServerCapabilities) *mcp.Server {
-	return mcp.NewServer(impl, &mcp.ServerOptions{
+// newServer returns an MCP server whose sessions get gateway session ids;
+// each of more may adjust its options.
+func (b *Broker) newServer(impl *mcp.Implementation, instructions string, caps *mcp.ServerCapabilities,
+	more ...func(*mcp.ServerOptions)) *mcp.Server {
+	opts := &mcp.ServerOptions{
 		Logger:       b.log,
 		GetSessionID: b.mintSessionID,
 		Instructions: instructions,
@@ -134,7 +154,11 @@ func (b *Broker) newServer(impl *mcp.Implementation, instructions string, caps *
 		// session-less 2026-07-28 protocol.
 		SupportedProtocolVersions: upstream.SupportedProtocolVersions(),
 		Capabilities:              caps,
-	})
+	}
+	for _, f := range more {
+		f(opts)
+	}
+	return mcp.NewServer(impl, opts)
 }
 
 // newHandler serves srv over Streamable HTTP, with its own session table.
@@ -176,10 +200,14 @@ func (b *Broker) Apply(cfg *config.Config) error {
 	for _, s := range cfg.Servers {
 		want[s.Name] = s
 	}
+	carry := map[string][]string{} // subscriptions of replaced connections
 	for name, be := range b.backends {
 		s, keep := want[name]
 		switch {
 		case !keep || !sameConnection(be.cfg, s):
+			if keep {
+				carry[name] = be.up.Subscriptions()
+			}
 			b.removeLocked(be)
 		case be.cfg.Prefix != s.Prefix:
 			be.cfg = s
@@ -190,7 +218,7 @@ func (b *Broker) Apply(cfg *config.Config) error {
 	}
 	for _, s := range cfg.Servers {
 		if _, ok := b.backends[s.Name]; !ok {
-			b.addLocked(s)
+			b.addLocked(s, carry[s.Name])
 		}
 	}
 	b.applyVirtualLocked(cfg.VirtualServers)
@@ -248,11 +276,15 @@ func (b *Broker) applyKeyLocked(ref config.SecretRef) error {
 	return nil
 }
 
-func (b *Broker) addLocked(s config.Server) {
+// addLocked connects a new backend; subs are resource URIs to subscribe to
+// once it is ready (those of the connection it replaces).
+func (b *Broker) addLocked(s config.Server, subs []string) {
 	be := &backend{cfg: s}
 	opts := b.opts.Upstream
 	opts.Logger = b.log
 	opts.OnChange = func(cat upstream.Catalog) { b.onChange(be, cat) }
+	opts.OnResourceUpdated = b.resourceUpdated
+	opts.Subscriptions = subs
 	be.up = upstream.New(s, opts)
 	b.backends[s.Name] = be
 	b.log.Info("server added", "server", s.Name, "url", s.URL, "prefix", s.Prefix)
@@ -303,6 +335,7 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	b.closing.Wait()
 	b.closeSessions()
+	b.watchers.Wait()
 	return nil
 }
 

@@ -14,10 +14,12 @@ const (
 	proxiedTool proxiedKind = iota
 	proxiedPrompt
 	proxiedResource
+	proxiedCompletion
+	proxiedSubscription // resources/subscribe and unsubscribe sent to a backend
 	numProxiedKinds
 )
 
-var proxiedKindNames = [numProxiedKinds]string{"tool", "prompt", "resource"}
+var proxiedKindNames = [numProxiedKinds]string{"tool", "prompt", "resource", "completion", "subscription"}
 
 // metrics are the broker's counters. Gauges are computed at scrape time.
 type metrics struct {

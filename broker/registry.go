@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/yosida95/uritemplate/v3"
 
 	"github.com/mcpgw/mcpgw/broker/upstream"
 )
@@ -321,4 +323,37 @@ func catch(f func()) (err error) {
 	}()
 	f()
 	return nil
+}
+
+// promptOwner returns the backend that owns the exposed prompt name, and
+// the backend's own name for it.
+func (r *registry) promptOwner(name string) (backend, orig string, ok bool) {
+	o, ok := r.prompts[name]
+	if !ok {
+		return "", "", false
+	}
+	prefix := r.last[o.backend].prefix
+	if !strings.HasPrefix(name, prefix) { // cannot happen: exposed as prefix+name
+		return "", "", false
+	}
+	return o.backend, name[len(prefix):], true
+}
+
+// resourceOwner returns the backend that owns uri: an exposed resource, a
+// resource template given as is (as in a completion's ref/resource), or a
+// URI one template matches (the first, in template order).
+func (r *registry) resourceOwner(uri string) (backend string, ok bool) {
+	if o, ok := r.resources[uri]; ok {
+		return o.backend, true
+	}
+	if o, ok := r.templates[uri]; ok {
+		return o.backend, true
+	}
+	for _, tmpl := range slices.Sorted(maps.Keys(r.templates)) {
+		t, err := uritemplate.New(tmpl)
+		if err == nil && t.Regexp().MatchString(uri) {
+			return r.templates[tmpl].backend, true
+		}
+	}
+	return "", false
 }

@@ -34,6 +34,7 @@ func (u *Upstream) run(ctx context.Context) {
 		// Publish first: once the status says ready, the lists are in place.
 		u.publish(cat, cs)
 		u.setState(StateReady, cs.InitializeResult().ProtocolVersion, nil)
+		u.resubscribe(ctx, cs)
 		err = u.monitor(ctx, cs)
 		u.dropSession()
 		cs.Close()

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -96,6 +97,16 @@ type Options struct {
 	// invalid. Calls for one Upstream are never concurrent; OnChange must
 	// not call Close.
 	OnChange func(Catalog)
+	// OnResourceUpdated, if set, is called with the URI of each
+	// notifications/resources/updated the backend sends, and once for each
+	// subscribed URI after a reconnect re-subscribed it (the resource may
+	// have changed meanwhile). It is called from the session's reader: it
+	// must not block on requests to this backend.
+	OnResourceUpdated func(uri string)
+	// Subscriptions are resource URIs to subscribe to as if by Subscribe,
+	// once a session is ready (e.g. those of the Upstream this one
+	// replaces).
+	Subscriptions []string
 }
 
 func (o *Options) setDefaults() {
@@ -116,6 +127,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.OnChange == nil {
 		o.OnChange = func(Catalog) {}
+	}
+	if o.OnResourceUpdated == nil {
+		o.OnResourceUpdated = func(string) {}
 	}
 }
 
@@ -142,6 +156,9 @@ type Upstream struct {
 	catalog    Catalog
 	catalogSig []byte             // JSON of catalog, to skip no-op updates
 	session    *mcp.ClientSession // non-nil only while ready
+	// subs are the resource URIs subscribed to with Subscribe, which a
+	// new session re-subscribes.
+	subs map[string]bool
 }
 
 // New returns an Upstream for srv. Call Start to connect.
@@ -154,6 +171,10 @@ func New(srv config.Server, opts Options) *Upstream {
 		relist: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		snap:   Snapshot{Name: srv.Name, URL: srv.URL, State: StateConnecting, Since: time.Now()},
+		subs:   map[string]bool{},
+	}
+	for _, uri := range opts.Subscriptions {
+		u.subs[uri] = true
 	}
 	u.catalogSig, _ = json.Marshal(u.catalog) // the empty catalog is not news
 	u.base = opts.Transport
@@ -222,6 +243,11 @@ func (u *Upstream) newClient() *mcp.Client {
 		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { signal() },
 		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { signal() },
 		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { signal() },
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			if req.Params != nil && req.Params.URI != "" {
+				u.opts.OnResourceUpdated(req.Params.URI)
+			}
+		},
 	})
 	c.AddSendingMiddleware(captureInitialize)
 	return c
@@ -289,4 +315,70 @@ func (u *Upstream) dropSession() {
 	u.mu.Lock()
 	u.session = nil
 	u.mu.Unlock()
+}
+
+// Subscribe subscribes to the resource at uri on the backend, and again on
+// every later session until Unsubscribe. It fails, subscribing to nothing,
+// when the backend is not ready or refuses.
+func (u *Upstream) Subscribe(ctx context.Context, uri string) error {
+	u.mu.Lock()
+	cs := u.session
+	if cs == nil {
+		st := u.snap.State
+		u.mu.Unlock()
+		return fmt.Errorf("%w: server %q is %s", ErrNotReady, u.srv.Name, st)
+	}
+	// Recorded before sending, so that a session that replaces cs
+	// meanwhile re-subscribes it (see resubscribe).
+	had := u.subs[uri]
+	u.subs[uri] = true
+	u.mu.Unlock()
+	err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri})
+	if err != nil && !had {
+		u.mu.Lock()
+		delete(u.subs, uri)
+		u.mu.Unlock()
+	}
+	return err
+}
+
+// Unsubscribe undoes Subscribe. The URI is forgotten even if the backend
+// cannot be told (a lost session has lost its subscriptions anyway).
+func (u *Upstream) Unsubscribe(ctx context.Context, uri string) error {
+	u.mu.Lock()
+	delete(u.subs, uri)
+	cs := u.session
+	u.mu.Unlock()
+	if cs == nil {
+		return nil
+	}
+	return cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: uri})
+}
+
+// Subscriptions returns the subscribed URIs, sorted.
+func (u *Upstream) Subscriptions() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Sorted(maps.Keys(u.subs))
+}
+
+// resubscribe subscribes a new session to the URIs subscribed on the
+// previous ones. It runs after publish made cs the session: a Subscribe
+// that came before that is in subs, and one that comes after sends on cs
+// itself (a duplicate subscription is harmless). Each URI is reported to
+// OnResourceUpdated, since it may have changed while disconnected.
+func (u *Upstream) resubscribe(ctx context.Context, cs *mcp.ClientSession) {
+	for _, uri := range u.Subscriptions() {
+		sctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
+		err := cs.Subscribe(sctx, &mcp.SubscribeParams{URI: uri})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			u.log.Warn("re-subscribing to a resource failed", "uri", uri, "error", err)
+			continue
+		}
+		u.opts.OnResourceUpdated(uri)
+	}
 }

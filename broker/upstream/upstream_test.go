@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -322,5 +324,64 @@ func TestHangingStreamDoesNotHang(t *testing.T) {
 	u.Close()
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Close took %v", d)
+	}
+}
+
+// subscribingServer is a math server that records subscriptions.
+func subscribingServer(subs *sync.Map) *mcp.Server {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "subs", Version: "v0"}, &mcp.ServerOptions{
+		SubscribeHandler: func(_ context.Context, req *mcp.SubscribeRequest) error {
+			subs.Store(req.Params.URI, true)
+			return nil
+		},
+		UnsubscribeHandler: func(_ context.Context, req *mcp.UnsubscribeRequest) error {
+			subs.Delete(req.Params.URI)
+			return nil
+		},
+	})
+	srv.AddResource(&mcp.Resource{URI: mcptest.PiURI, Name: "pi"},
+		func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{}, nil
+		})
+	return srv
+}
+
+func TestSubscribeAndResubscribe(t *testing.T) {
+	// Not ready: nothing is subscribed, and nothing will be.
+	down := start(t, config.Server{Name: "down", URL: "http://127.0.0.1:1/mcp"}, fast())
+	if err := down.Subscribe(t.Context(), mcptest.PiURI); !errors.Is(err, ErrNotReady) {
+		t.Errorf("Subscribe while not ready = %v, want ErrNotReady", err)
+	}
+	if s := down.Subscriptions(); len(s) != 0 {
+		t.Errorf("subscriptions = %v", s)
+	}
+
+	// Seeded subscriptions are made on connect and reported as updates.
+	var subs sync.Map
+	url, _ := serve(t, "127.0.0.1:0", subscribingServer(&subs))
+	updated := make(chan string, 10)
+	opts := fast()
+	opts.Subscriptions = []string{mcptest.PiURI}
+	opts.OnResourceUpdated = func(uri string) { updated <- uri }
+	u := start(t, config.Server{Name: "subs", URL: url}, opts)
+	waitState(t, u, StateReady)
+	eventually(t, "seeded subscription", func() bool { _, ok := subs.Load(mcptest.PiURI); return ok })
+	select {
+	case uri := <-updated:
+		if uri != mcptest.PiURI {
+			t.Errorf("updated %q", uri)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no update after re-subscribing")
+	}
+
+	if err := u.Unsubscribe(t.Context(), mcptest.PiURI); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := subs.Load(mcptest.PiURI); ok {
+		t.Error("still subscribed")
+	}
+	if s := u.Subscriptions(); len(s) != 0 {
+		t.Errorf("subscriptions = %v", s)
 	}
 }

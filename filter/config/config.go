@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -56,6 +57,14 @@ type Gateway struct {
 	// MaxSessions bounds the number of gateway sessions whose backend sessions
 	// the router remembers (default 100000, least recently used evicted).
 	MaxSessions int `json:"maxSessions,omitempty"`
+	// AllowedOrigins lists the exact origins ("scheme://host[:port]", e.g.
+	// "http://localhost:6274") whose browsers may call the gateway. A
+	// request with an Origin header not in the list gets HTTP 403, as MCP
+	// requires against DNS rebinding (2025-11-25, transports: "Security
+	// Warning"). Requests without Origin (non-browser clients) are always
+	// allowed. Unset: only loopback origins (http or https, host localhost,
+	// 127.0.0.1 or [::1], any port) are allowed.
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }
 
 // Server is one backend MCP server.
@@ -204,6 +213,11 @@ func (c *Config) Validate() error {
 	if c.Gateway.MaxSessions < 0 {
 		errs = append(errs, errors.New("gateway.maxSessions: must not be negative"))
 	}
+	for i, o := range c.Gateway.AllowedOrigins {
+		if err := ValidateOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("gateway.allowedOrigins[%d]: %w", i, err))
+		}
+	}
 	names := map[string]int{}
 	prefixes := map[string]int{}
 	for i := range c.Servers {
@@ -323,4 +337,30 @@ func (s *Server) HostPort() string {
 		}
 	}
 	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// ValidateOrigin checks that o is a serialized origin as browsers send it in
+// the Origin header: a lowercase http or https scheme, "://", a host and an
+// optional port, nothing else (no path, no trailing slash, no userinfo).
+func ValidateOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil {
+		return fmt.Errorf("%q is not an origin: %w", o, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" ||
+		strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port] (http or https, no path)", o)
+	}
+	if o != u.Scheme+"://"+strings.ToLower(u.Host) {
+		return fmt.Errorf("%q is not an origin as browsers send it: want %q", o, u.Scheme+"://"+strings.ToLower(u.Host))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: bad port", o)
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("%q: empty port", o)
+	}
+	return nil
 }

@@ -476,3 +476,52 @@ func TestVirtualServerFromPath(t *testing.T) {
 		t.Errorf("VirtualServerFromPath allocates %v times", n)
 	}
 }
+
+func TestAllowedOrigins(t *testing.T) {
+	c, err := Parse([]byte(lines("version: mcpgw/v1",
+		"gateway: {sessionKey: {file: /k}, allowedOrigins: ['http://localhost:6274', 'https://app.example.com']}",
+		"servers: []", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"http://localhost:6274", "https://app.example.com"}; !reflect.DeepEqual(c.Gateway.AllowedOrigins, want) {
+		t.Errorf("AllowedOrigins = %q, want %q", c.Gateway.AllowedOrigins, want)
+	}
+	_, err = Parse([]byte(lines("version: mcpgw/v1",
+		"gateway: {sessionKey: {file: /k}, allowedOrigins: ['http://ok', 'http://x/', '*']}", "servers: []", "")))
+	if err == nil || !strings.Contains(err.Error(), "gateway.allowedOrigins[1]") ||
+		!strings.Contains(err.Error(), "gateway.allowedOrigins[2]") || strings.Contains(err.Error(), "allowedOrigins[0]") {
+		t.Errorf("err = %v, want allowedOrigins[1] and [2] refused", err)
+	}
+}
+
+func TestValidateOrigin(t *testing.T) {
+	for o, ok := range map[string]bool{
+		"http://localhost":        true,
+		"http://localhost:6274":   true,
+		"https://app.example.com": true,
+		"http://[::1]:8080":       true,
+		"http://127.0.0.1:1":      true,
+		"":                        false,
+		"*":                       false,
+		"null":                    false,
+		"localhost:6274":          false,
+		"ftp://localhost":         false,
+		"http://localhost/":       false,
+		"http://localhost/mcp":    false,
+		"http://localhost?x":      false,
+		"http://localhost#x":      false,
+		"http://u@localhost":      false,
+		"http://LocalHost":        false,
+		"HTTP://localhost":        false,
+		"http://localhost:":       false,
+		"http://localhost:0":      false,
+		"http://localhost:70000":  false,
+		"http://":                 false,
+		"http://local host":       false,
+	} {
+		if err := ValidateOrigin(o); (err == nil) != ok {
+			t.Errorf("ValidateOrigin(%q) = %v, want ok=%v", o, err, ok)
+		}
+	}
+}

@@ -35,6 +35,7 @@ const (
 	keySessionID                          // mcp-session-id
 	keyProtocol                           // mcp-protocol-version
 	keyPath                               // :path (selects a virtual server)
+	keyOrigin                             // origin (DNS-rebinding protection)
 	numKeys
 )
 
@@ -48,7 +49,7 @@ func init() {
 	names := make([]string, 0, numKeys)
 	names = append(names, config.InternalHeaders[:]...)
 	names = append(names, ":method", "content-type", "content-length",
-		config.HeaderSessionID, config.HeaderProtocolVersion, ":path")
+		config.HeaderSessionID, config.HeaderProtocolVersion, ":path", "origin")
 	for i, n := range names {
 		// Copied to C memory once and never freed: the table lives as long
 		// as the process (the module is never unloaded).

@@ -131,6 +131,17 @@ uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream) {
   return status;
 }
 
+void mcpgw_response_header(uintptr_t f, int key, envoy_dynamic_module_type_envoy_buffer* out) {
+  out->ptr = NULL;
+  out->length = 0;
+  if (key < 0 || key >= MCPGW_MAX_KEYS ||
+      !envoy_dynamic_module_callback_http_get_header(f, MCPGW_RESPONSE_HEADER, keys[key], out, 0,
+                                                     NULL)) {
+    out->ptr = NULL;
+    out->length = 0;
+  }
+}
+
 void mcpgw_send_json(uintptr_t f, uint32_t status, const char* body, size_t body_len,
                      const char* details, size_t details_len) {
   static const char ct_key[] = "content-type";

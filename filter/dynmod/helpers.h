@@ -42,6 +42,9 @@ void mcpgw_apply(uintptr_t f, int32_t header_type, const char* buf, const mcpgw_
 // response code details say "via_upstream" (the backend produced it).
 uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream);
 
+// Reads the response header keys[key] into out (ptr NULL when absent).
+void mcpgw_response_header(uintptr_t f, int key, envoy_dynamic_module_type_envoy_buffer* out);
+
 // Sends a local reply with content-type: application/json.
 void mcpgw_send_json(uintptr_t f, uint32_t status, const char* body, size_t body_len,
                      const char* details, size_t details_len);

@@ -1,8 +1,10 @@
 package dynmod_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -163,7 +165,8 @@ func counter(t testing.TB, cfg *fakehost.Config, name string) uint64 {
 // backend is a real go-sdk MCP server with the tool "now".
 type backend struct {
 	*httptest.Server
-	inits chan string // session ids of the sessions opened
+	inits      chan string // session ids of the sessions opened
+	initBodies chan string // their initialize request bodies
 }
 
 func newBackend(t testing.TB) *backend {
@@ -174,10 +177,13 @@ func newBackend(t testing.TB) *backend {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sunny"}}}, nil, nil
 		})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
-	b := &backend{inits: make(chan string, 16)}
+	b := &backend{inits: make(chan string, 16), initBodies: make(chan string, 16)}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		h.ServeHTTP(w, r)
 		if sid := w.Header().Get("Mcp-Session-Id"); sid != "" && r.Header.Get("Mcp-Session-Id") == "" {
+			b.initBodies <- string(body)
 			b.inits <- sid
 		}
 	}))

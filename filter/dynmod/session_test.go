@@ -288,3 +288,50 @@ func TestRoutedCallEndingWithTrailers(t *testing.T) {
 		t.Errorf("continue_decoding called %d times", s.ContinueDecodings)
 	}
 }
+
+// The response to a forwarded initialize names the new gateway session: the
+// adapter hands it to the router, which opens that session's backend
+// sessions with the client's capabilities and protocol version.
+func TestInitializeKeepsClientContext(t *testing.T) {
+	b := newBackend(t)
+	g := newGateway(t, b.server())
+	gw := g.codec.Mint()
+	init := `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",` +
+		`"capabilities":{"elicitation":{"form":{}}},"clientInfo":{"name":"c","version":"1"}}}`
+	s, st := g.post(request{body: init})
+	if st != fakehost.Continue {
+		t.Fatalf("initialize: status %d, want Continue (to the broker)", st)
+	}
+	s.Response.Add(":status", "200")
+	s.Response.Add("mcp-session-id", gw)
+	s.SetAttribute(fakehost.AttributeResponseCodeDetails, "via_upstream")
+	if st := s.ResponseHeaders(false); st != fakehost.Continue {
+		t.Fatalf("response headers status %d", st)
+	}
+	if got := s.Response.Values("mcp-session-id"); len(got) != 1 || got[0] != gw {
+		t.Errorf("response mcp-session-id = %q, want the broker's untouched", got)
+	}
+	s.Destroy()
+
+	s2, _ := openAndRoute(t, g, b, gw, 2)
+	s2.Destroy()
+	sent := <-b.initBodies
+	if got := gjson.Get(sent, "params.capabilities").Raw; got != `{"elicitation":{"form":{}}}` {
+		t.Errorf("backend initialize capabilities %s, want the client's", got)
+	}
+}
+
+// A foreign Origin is refused at request headers with 403, GET included.
+func TestForeignOriginRefused(t *testing.T) {
+	g := newGateway(t)
+	for _, method := range []string{"GET", "POST"} {
+		s, st := g.start(g.cfg, request{method: method, headers: map[string]string{"origin": "http://evil.example.com"}})
+		if st != fakehost.StopIteration {
+			t.Fatalf("%s: status %d, want StopIteration after a reply", method, st)
+		}
+		if r := reply(t, s); r.Status != 403 || gjson.Get(r.Body, "error.code").Int() != -32600 {
+			t.Errorf("%s: reply %d %s", method, r.Status, r.Body)
+		}
+		s.Destroy()
+	}
+}

@@ -79,6 +79,7 @@ func (f *filter) onRequestHeaders(endOfStream bool) C.int32_t {
 		SessionID:       envoyString(f.hdrs[keySessionID-keyMethod]),
 		ProtocolVersion: envoyString(f.hdrs[keyProtocol-keyMethod]),
 		Path:            envoyString(f.hdrs[keyPath-keyMethod]),
+		Origin:          envoyString(f.hdrs[keyOrigin-keyMethod]),
 		EndOfStream:     endOfStream,
 	}
 	switch f.RequestHeaders(h) {
@@ -204,6 +205,13 @@ func (f *filter) reply() {
 }
 
 func (f *filter) onResponseHeaders() C.int32_t {
+	if f.AwaitsSessionID() {
+		// The response to a forwarded initialize names the new gateway
+		// session, under which the router keeps the client's context.
+		status := C.mcpgw_response_status(f.envoy, &f.viaUpstream)
+		C.mcpgw_response_header(f.envoy, C.int(keySessionID), &f.hdrs[0])
+		f.InitializeResponse(int(status), envoyString(f.hdrs[0]))
+	}
 	if !f.routed {
 		// Only responses to routed calls concern the router (see
 		// router.Stream.ResponseHeaders and ApplyResponse): skip the cgo calls.

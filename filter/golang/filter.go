@@ -7,6 +7,7 @@ import (
 
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
 
+	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/filter/host"
 	"github.com/mcpgw/mcpgw/filter/router"
 )
@@ -182,7 +183,7 @@ func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) (st api.
 	// Envoy may encode its own reply (a timeout, a reset) while the session
 	// goroutine owns the stream: that response concerns nobody here. Our own
 	// local replies pass here too and are left alone.
-	if f.async.Load() == asyncRunning || !f.routed || f.phase == phaseReplied {
+	if f.async.Load() == asyncRunning || f.phase == phaseReplied {
 		return api.Continue
 	}
 	defer func() {
@@ -191,6 +192,16 @@ func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) (st api.
 			st = api.Continue // the response passes through untouched
 		}
 	}()
+	if f.AwaitsSessionID() {
+		// The response to a forwarded initialize names the new gateway
+		// session, under which the router keeps the client's context.
+		status, _ := h.Status()
+		id, _ := h.Get(config.HeaderSessionID)
+		f.InitializeResponse(status, id)
+	}
+	if !f.routed {
+		return api.Continue
+	}
 	status, _ := h.Status()
 	details, _ := f.cb.StreamInfo().ResponseCodeDetails()
 	if f.ResponseHeaders(status, details == "via_upstream") == router.ResponseReply {

@@ -37,6 +37,7 @@ func readRequestHeaders(h api.RequestHeaderMap, endStream bool) router.RequestHe
 		SessionID:       get(config.HeaderSessionID),
 		ProtocolVersion: get(config.HeaderProtocolVersion),
 		Path:            get(":path"),
+		Origin:          get("origin"),
 		EndOfStream:     endStream,
 	}
 }

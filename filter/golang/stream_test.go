@@ -302,3 +302,40 @@ func TestConcurrentStreams(t *testing.T) {
 		t.Error("no counters")
 	}
 }
+
+// The response to a forwarded initialize names the new gateway session: the
+// filter hands it to the router, which opens that session's backend
+// sessions with the client's capabilities.
+func TestInitializeKeepsClientContext(t *testing.T) {
+	env := adaptertest.NewEnv(t)
+	fc := newFilterConfig(t, env.Path)
+	gw := env.Codec.Mint()
+	init := adaptertest.Request{Body: `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",` +
+		`"capabilities":{"elicitation":{"form":{}}},"clientInfo":{"name":"c","version":"1"}}}`}
+	s := fc.start(init)
+	send(t, s, init)
+	if !s.Upstream().EndStream || len(s.Replies()) != 0 {
+		t.Fatalf("initialize not forwarded: %+v", s.Replies())
+	}
+	s.Response.Add(":status", "200")
+	s.Response.Add("mcp-session-id", gw)
+	if st := s.EncodeHeaders(false); st != api.Continue {
+		t.Fatalf("EncodeHeaders = %d", st)
+	}
+	checkClean(t, s)
+	s.Destroy()
+
+	call := adaptertest.Request{Body: adaptertest.ToolCall(1, "weather_now"), Headers: [][2]string{{"mcp-session-id", gw}}}
+	s2 := fc.start(call)
+	send(t, s2, call)
+	checkClean(t, s2)
+	s2.Destroy()
+	select {
+	case sent := <-env.Backend.InitBodies:
+		if !strings.Contains(sent, `"capabilities":{"elicitation":{"form":{}}}`) {
+			t.Errorf("backend initialize %s, want the client's capabilities", sent)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no backend session opened")
+	}
+}

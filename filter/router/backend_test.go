@@ -32,6 +32,7 @@ type backend struct {
 	authSeen  []string // Authorization of every request
 	initGate  chan struct{}
 	deleteHit chan string
+	levels    []string // params.level of every logging/setLevel, with its session id
 }
 
 // echoArgs is the input of the backend's tools.
@@ -57,6 +58,12 @@ func (b *backend) restart() {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ran " + name + ":" + in.Text}}}, nil, nil
 		})
 	}
+	// log sends one log notification at level info: the client sees it only
+	// if its session's level lets it through.
+	mcp.AddTool(s, &mcp.Tool{Name: "log"}, func(ctx context.Context, req *mcp.CallToolRequest, _ echoArgs) (*mcp.CallToolResult, any, error) {
+		err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Data: "hello from the backend"})
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "logged"}}}, nil, err
+	})
 	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{JSONResponse: b.json})
 	b.handler.Store(&h)
@@ -68,6 +75,9 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	b.authSeen = append(b.authSeen, r.Header.Get("Authorization"))
 	gate := b.initGate
+	if r.Method == http.MethodPost && gjson.GetBytes(body, "method").Str == "logging/setLevel" {
+		b.levels = append(b.levels, r.Header.Get(config.HeaderSessionID)+" "+gjson.GetBytes(body, "params.level").Str)
+	}
 	if r.Method == http.MethodPost && gjson.GetBytes(body, "method").Str == "initialize" {
 		b.inits++
 		b.initBody = append(b.initBody, string(body))

@@ -34,6 +34,7 @@ const (
 	RejectNotReady                       // no config loaded yet
 	RejectUnknownVirtualServer           // the path selects a virtual server the config lacks
 	RejectNotInVirtualServer             // the selected virtual server does not offer the tool (or any prompt)
+	RejectOrigin                         // Origin header present and not allowed (DNS rebinding)
 	numRejections
 )
 
@@ -63,6 +64,10 @@ var rejections = [numRejections]rejectionInfo{
 	// gets the broker's error naming it.
 	RejectUnknownVirtualServer: {"unknown_virtual_server", 404, CodeInvalidRequest, "Not found: no such virtual server"},
 	RejectNotInVirtualServer:   {"not_in_virtual_server", 200, CodeInvalidParams, "Invalid params: the virtual server does not offer this tool or prompt"},
+	// 403, as MCP requires for an invalid Origin (2025-11-25 transports,
+	// "Security Warning"): a browser page of another origin, possibly via
+	// DNS rebinding, must not reach the gateway.
+	RejectOrigin: {"origin_not_allowed", 403, CodeInvalidRequest, "Forbidden: Origin not allowed"},
 }
 
 // String returns the rejection's stable metric/log name.

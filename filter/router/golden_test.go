@@ -26,7 +26,8 @@ import (
 //	                 $SESSION (a gateway session holding a backend session
 //	                 with every server), $NEW_SESSION (valid, holding none)
 //	                 and $FORGED (well-formed, wrong MAC) are substituted;
-//	                 "content-length: auto" is the body's length
+//	                 "content-length: auto" is the body's length;
+//	                 "origin: ..." is the Origin header
 //	-- body --       the request body without its final newline; absent
 //	                 means the request has no body (end of stream)
 //
@@ -34,7 +35,10 @@ import (
 //
 //	-- want --       the headers action and body action, every header
 //	                 operation in order, the reply, and "sessions: dropped"
-//	                 when $SESSION's backend sessions were forgotten
+//	                 when $SESSION's backend sessions were forgotten, and the
+//	                 client context kept per gateway session ("client
+//	                 $NEW_SESSION: ..." after an initialize, whose broker
+//	                 response is taken to create $NEW_SESSION)
 //	-- new-body --   the rewritten body, when there is one
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
@@ -184,6 +188,8 @@ func runGolden(t *testing.T, a txtarFile) (want string, newBody []byte) {
 			h.SessionID = value
 		case "mcp-protocol-version":
 			h.ProtocolVersion = value
+		case "origin":
+			h.Origin = value
 		default:
 			t.Fatalf("unknown request header %q", name)
 		}
@@ -223,6 +229,15 @@ func runGolden(t *testing.T, a txtarFile) (want string, newBody []byte) {
 	}
 	for _, op := range w.ops {
 		fmt.Fprintf(&out, "%s\n", unsubst.Replace(op))
+	}
+	if s.AwaitsSessionID() {
+		// The broker's response to an initialize creates $NEW_SESSION.
+		s.InitializeResponse(200, fresh)
+	}
+	for _, gw := range []string{session, fresh} {
+		if caps, version, level := r.Sessions().Client(gw); caps != "" || version != "" || level != "" {
+			fmt.Fprintf(&out, "client %s: version=%q level=%q capabilities=%s\n", unsubst.Replace(gw), version, level, caps)
+		}
 	}
 	if s.Rejection() != RejectNone {
 		status, reply := s.Reply()

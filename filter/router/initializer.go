@@ -30,9 +30,13 @@ type initializer struct {
 
 const maxInitResponse = 1 << 20
 
-// open initializes a session with srv and returns its id ("" when the server
-// is stateless and assigns none).
-func (in *initializer) open(ctx context.Context, srv *Server, protocolVersion string) (string, error) {
+// open initializes a session with srv on behalf of the client described by
+// c and returns its id ("" when the server is stateless and assigns none).
+// The backend sees the client's capabilities (so it may elicit or sample),
+// and, once the session is open, the client's logging level, if it set one
+// (failing that is logged, not fatal).
+func (in *initializer) open(ctx context.Context, srv *Server, c clientContext) (string, error) {
+	protocolVersion := c.version
 	if protocolVersion == "" {
 		protocolVersion = DefaultProtocolVersion
 	}
@@ -43,8 +47,15 @@ func (in *initializer) open(ctx context.Context, srv *Server, protocolVersion st
 	if err != nil {
 		return "", err
 	}
+	// The capabilities are a JSON object the router parsed out of the
+	// client's valid initialize request (rememberInitialize): splicing the
+	// raw value in keeps the request valid.
+	capabilities := c.capabilities
+	if capabilities == "" {
+		capabilities = "{}"
+	}
 	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":` + string(version) +
-		`,"capabilities":{},"clientInfo":{"name":"mcpgw-router","version":"0.1.0"}}}`
+		`,"capabilities":` + capabilities + `,"clientInfo":{"name":"mcpgw-router","version":"0.1.0"}}}`
 	resp, err := in.post(ctx, srv, body, "", "")
 	if err != nil {
 		return "", err
@@ -75,7 +86,39 @@ func (in *initializer) open(ctx context.Context, srv *Server, protocolVersion st
 		return "", fmt.Errorf("notifications/initialized: HTTP %d", note.StatusCode)
 	}
 	in.log.Debug("backend session opened", "server", srv.Name, "protocolVersion", negotiated)
+	if c.level != "" && sid != "" {
+		if err := in.setLevel(ctx, srv, sid, negotiated, c.level); err != nil {
+			in.log.Warn("backend logging/setLevel failed", "server", srv.Name, "error", err)
+		}
+	}
 	return sid, nil
+}
+
+// setLevelID is the JSON-RPC id of the router's own logging/setLevel
+// requests; a string, so that it cannot collide with a client's numeric ids.
+const setLevelID = `"mcpgw-setlevel"`
+
+// setLevel sends logging/setLevel to the backend session sid. level must be
+// one of logLevels (it is spliced in).
+func (in *initializer) setLevel(ctx context.Context, srv *Server, sid, version, level string) error {
+	body := `{"jsonrpc":"2.0","id":` + setLevelID + `,"method":"logging/setLevel","params":{"level":"` + level + `"}}`
+	resp, err := in.post(ctx, srv, body, sid, version)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("logging/setLevel: HTTP %d", resp.StatusCode)
+	}
+	msg, err := readResponse(resp, setLevelID)
+	if err != nil {
+		return fmt.Errorf("logging/setLevel: %w", err)
+	}
+	if e := gjson.GetBytes(msg, "error"); e.Exists() {
+		return fmt.Errorf("logging/setLevel: backend error %s", e.Raw)
+	}
+	in.log.Debug("backend logging level set", "server", srv.Name, "level", level)
+	return nil
 }
 
 func (in *initializer) post(ctx context.Context, srv *Server, body, sid, version string) (*http.Response, error) {

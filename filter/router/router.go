@@ -113,6 +113,9 @@ type table struct {
 	virtual    map[string]*virtualServer
 	codec      *sessionid.Codec
 	maxBody    int
+	// origins are the allowed Origin values; nil allows loopback origins
+	// only (see originAllowed).
+	origins map[string]struct{}
 }
 
 func compile(c *config.Config) (*table, error) {
@@ -130,6 +133,12 @@ func compile(c *config.Config) (*table, error) {
 		virtual:  make(map[string]*virtualServer, len(c.VirtualServers)),
 		codec:    codec,
 		maxBody:  c.Gateway.MaxRequestBodyBytes,
+	}
+	if len(c.Gateway.AllowedOrigins) > 0 {
+		t.origins = make(map[string]struct{}, len(c.Gateway.AllowedOrigins))
+		for _, o := range c.Gateway.AllowedOrigins {
+			t.origins[o] = struct{}{}
+		}
 	}
 	lens := map[int]bool{}
 	for i := range c.Servers {

@@ -214,7 +214,7 @@ func TestRejectionTable(t *testing.T) {
 		}
 		names[r.String()] = true
 		switch r.Status() {
-		case 200, 400, 404, 413, 415, 503:
+		case 200, 400, 403, 404, 413, 415, 503:
 		default:
 			t.Errorf("%s: status %d", r, r.Status())
 		}
@@ -418,21 +418,24 @@ func TestHotPathAllocations(t *testing.T) {
 		{"/mcp/default/forecasting", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"weather_x"}}`, Reply},
 		{"/mcp/default/nope", `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"weather_x"}}`, Reply},
 	} {
-		body := []byte(tc.body)
-		h := post(gw, body)
-		h.Path = tc.path
-		var s Stream
-		n := testing.AllocsPerRun(100, func() {
-			s.Init(r)
-			s.RequestHeaders(h)
-			if a := s.RequestBody(body); a != tc.want {
-				t.Fatalf("%s: %s", tc.body, actions[a])
+		for _, origin := range []string{"", "http://localhost:6274"} {
+			body := []byte(tc.body)
+			h := post(gw, body)
+			h.Path = tc.path
+			h.Origin = origin
+			var s Stream
+			n := testing.AllocsPerRun(100, func() {
+				s.Init(r)
+				s.RequestHeaders(h)
+				if a := s.RequestBody(body); a != tc.want {
+					t.Fatalf("%s: %s", tc.body, actions[a])
+				}
+				s.ApplyRequest(nopWriter{})
+				s.Release()
+			})
+			if n != 0 {
+				t.Errorf("%s (origin %q): %v allocations", tc.body, origin, n)
 			}
-			s.ApplyRequest(nopWriter{})
-			s.Release()
-		})
-		if n != 0 {
-			t.Errorf("%s: %v allocations", tc.body, n)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -100,7 +101,7 @@ func TestSessionsDrop(t *testing.T) {
 	s.Put("g", "b", "2")
 	s.Put("h", "a", "3")
 	got := s.Drop("g")
-	want := []backendSession{{"a", "1"}, {"b", "2"}}
+	want := []backendSession{{server: "a", id: "1"}, {server: "b", id: "2"}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Drop = %v, want %v", got, want)
 	}
@@ -229,7 +230,8 @@ func TestEnsureSingleflight(t *testing.T) {
 }
 
 // TestMemoryPerSession measures what one held gateway session with one
-// backend session costs: the LRU entry, the key copy and the backend id.
+// backend session costs: the LRU entry, the key copy, the backend id and the
+// client context (capabilities, version, level).
 func TestMemoryPerSession(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures the heap")
@@ -243,7 +245,12 @@ func TestMemoryPerSession(t *testing.T) {
 	for i := range n {
 		// The gateway id is garbage once Put copied it; the backend id
 		// (26 chars, like go-sdk's) is held, as an HTTP header value is.
-		s.Put(c.Mint(), "default/weather", fmt.Sprintf("%026d", i))
+		gw := c.Mint()
+		s.Put(gw, "default/weather", fmt.Sprintf("%026d", i))
+		// A client context as a real client sends it (copied per session,
+		// as rememberInitialize does), and a level.
+		s.setClient(gw, strings.Clone(`{"elicitation":{"form":{},"url":{}},"sampling":{"tools":{}},"roots":{"listChanged":true}}`), "2025-11-25")
+		s.setLevel(gw, "info")
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

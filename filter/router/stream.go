@@ -28,6 +28,9 @@ type RequestHeaders struct {
 	// Path is :path; under config.EndpointPath + "/" it selects a virtual
 	// server (config.VirtualServerFromPath).
 	Path string
+	// Origin is the Origin header ("" when absent). A present Origin that
+	// the config does not allow is refused (RejectOrigin).
+	Origin string
 	// EndOfStream is true when the request has no body.
 	EndOfStream bool
 }
@@ -94,6 +97,12 @@ type Stream struct {
 	virtual   *virtualServer
 	noVirtual bool
 	backend   string // backend session id in use
+	// active is set when the routed call was counted in flight
+	// (Sessions.begin); Release ends it.
+	active bool
+	// clientInit is the client context of an initialize forwarded to the
+	// broker, until its response names the gateway session (client.go).
+	clientInit *clientContext
 
 	idBuf [maxIDLen]byte
 	id    []byte // raw JSON id: aliases idBuf or heap
@@ -123,6 +132,10 @@ func (s *Stream) Init(r *Router) {
 
 // Release returns pooled memory. The Stream must not be used afterwards.
 func (s *Stream) Release() {
+	if s.active {
+		s.active = false
+		s.r.sessions.end(s.gateway, s.server.Name)
+	}
 	if s.body != nil {
 		*s.body = (*s.body)[:0]
 		bodyPool.Put(s.body)
@@ -135,6 +148,11 @@ func (s *Stream) Release() {
 func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 	if s.t == nil {
 		return s.reject(RejectNotReady)
+	}
+	// Before anything else, for every method: a browser page of another
+	// origin (DNS rebinding) must not reach the gateway at all.
+	if h.Origin != "" && !s.t.originAllowed(h.Origin) {
+		return s.reject(RejectOrigin)
 	}
 	s.protocolVersion = internVersion(h.ProtocolVersion)
 	if name, ok := config.VirtualServerFromPath(h.Path); ok {
@@ -245,7 +263,11 @@ func (s *Stream) RequestBody(body []byte) Action {
 	s.keepID(id.Raw)
 	method := m.method
 	if !method.Exists() {
-		// A response to a server-to-client request: the broker's.
+		// A response to a server-to-client request: a backend's if one of
+		// the client's routed calls is in flight, else the broker's.
+		if id.Exists() && id.Type != gjson.Null && s.routeResponse() {
+			return Route
+		}
 		return s.forward("")
 	}
 	if method.Type != gjson.String {
@@ -256,6 +278,14 @@ func (s *Stream) RequestBody(body []byte) Action {
 		return s.route("tools/call", json, id, m.name)
 	case "prompts/get":
 		return s.route("prompts/get", json, id, m.name)
+	case "initialize":
+		if id.Exists() {
+			s.rememberInitialize(json)
+		}
+	case "logging/setLevel":
+		if id.Exists() {
+			s.recordLevel(json)
+		}
 	}
 	return s.forward(method.Str)
 }
@@ -320,6 +350,7 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	s.routed = true
 	if backend, ok := s.r.sessions.Get(s.gateway, srv.Name); ok {
 		s.backend = backend
+		s.active = s.r.sessions.begin(s.gateway, srv.Name)
 		return s.routeNow()
 	}
 	if s.body == nil {
@@ -395,14 +426,26 @@ func (s *Stream) OpenSession(ctx context.Context) Action {
 	// The open may outlive this call (ensure runs it detached), and the
 	// adapter may then release and reuse the Stream: it must capture what it
 	// needs, never read s.
-	r, version := s.r, s.protocolVersion
-	id, err := r.sessions.ensure(ctx, s.gateway, srv.Name, func(ctx context.Context) (string, error) {
-		id, err := r.init.open(ctx, srv, version)
+	// gateway may alias s.gatewayBuf, which the adapter's next request
+	// overwrites: the detached open gets its own copy.
+	r, header, gateway := s.r, s.protocolVersion, strings.Clone(s.gateway)
+	id, err := r.sessions.ensure(ctx, gateway, srv.Name, func(ctx context.Context) (string, error) {
+		var c clientContext
+		c.capabilities, c.version, c.level = r.sessions.Client(gateway)
+		c.version = backendVersion(header, c.version)
+		id, err := r.init.open(ctx, srv, c)
 		if err != nil {
 			r.Metrics.SessionInitFail.Add(1)
 			return "", err
 		}
 		r.Metrics.SessionInits.Add(1)
+		// A logging/setLevel that arrived during the open was forwarded to
+		// the sessions known then, without this one: catch up.
+		if _, _, level := r.sessions.Client(gateway); level != c.level && level != "" && id != "" {
+			if err := r.init.setLevel(ctx, srv, id, c.version, level); err != nil {
+				r.log.Warn("backend logging/setLevel failed", "server", srv.Name, "error", err)
+			}
+		}
 		return id, nil
 	})
 	if err != nil {
@@ -410,7 +453,32 @@ func (s *Stream) OpenSession(ctx context.Context) Action {
 		return s.rejectBody(RejectBackendUnavailable)
 	}
 	s.backend = id
+	s.active = s.r.sessions.begin(s.gateway, srv.Name)
 	return s.routeNow()
+}
+
+// routeResponse routes a client's JSON-RPC response to the backend whose
+// routed call is in flight for the gateway session: backends send their
+// requests to the client (elicitation/create, sampling/createMessage) on
+// that call's response stream, and wait for the answer. It reports false,
+// leaving the response to the broker, when no routed call (or calls to
+// more than one backend) are in flight.
+func (s *Stream) routeResponse() bool {
+	if s.gateway == "" || s.noVirtual || !s.t.codec.Valid(s.gateway) {
+		return false
+	}
+	name, backend, ok := s.r.sessions.soleActive(s.gateway)
+	if !ok {
+		return false
+	}
+	srv := s.t.byName[name]
+	if srv == nil {
+		return false
+	}
+	s.server, s.backend, s.routed = srv, backend, true
+	s.method, s.toolName = "", ""
+	s.routeNow()
+	return true
 }
 
 // ApplyRequest writes the decided request headers: for Route the routing

@@ -41,6 +41,8 @@ func forwardCases(env *Env, gw string) []Case {
 		{"no body/POST", Request{Headers: [][2]string{session}}, Want{Continued: true}},
 		{"no body/spoofed header still removed", Request{Method: "GET", Headers: [][2]string{{"x-mcp-servername", "evil"}}},
 			Want{Continued: true, RouteCacheClears: 1, Headers: map[string]string{"x-mcp-servername": ""}}},
+		{"forward/loopback Origin allowed", Request{Body: list, Headers: [][2]string{session, {"origin", "http://localhost:6274"}}},
+			Want{Continued: true, Headers: map[string]string{"x-mcp-method": "tools/list"}}},
 		{"body ending with trailers", Request{Body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, Trailers: true},
 			Want{Continued: true, Headers: map[string]string{"x-mcp-method": "ping"}}},
 	}
@@ -49,6 +51,11 @@ func forwardCases(env *Env, gw string) []Case {
 func replyCases(gw string) []Case {
 	session := [2]string{"mcp-session-id", gw}
 	return []Case{
+		// DNS-rebinding protection: refused at request headers, whatever the method.
+		{"reply/foreign Origin", Request{Body: list, Headers: [][2]string{session, {"origin", "http://evil.example.com"}}},
+			reply(403, -32600, "null", "origin_not_allowed")},
+		{"reply/foreign Origin on GET", Request{Method: "GET", Headers: [][2]string{session, {"Origin", "http://evil.example.com"}}},
+			reply(403, -32600, "null", "origin_not_allowed")},
 		{"reply/malformed JSON", Request{Body: `{"jsonrpc":`}, reply(400, -32700, "null", "parse_error")},
 		{"reply/not JSON-RPC", Request{Body: `{"id":1}`}, reply(400, -32600, "null", "invalid_request")},
 		{"reply/unknown tool", Request{Body: call("7", "nope_x"), Headers: [][2]string{session}},

@@ -9,8 +9,10 @@
 package adaptertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,6 +102,9 @@ type Backend struct {
 	*httptest.Server
 	// Inits receives the id of every session opened on it.
 	Inits chan string
+	// InitBodies receives the initialize request body of every session
+	// opened on it.
+	InitBodies chan string
 }
 
 // NewBackend starts a backend, closed when the test ends.
@@ -111,10 +116,16 @@ func NewBackend(t testing.TB) *Backend {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sunny"}}}, nil, nil
 		})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
-	b := &Backend{Inits: make(chan string, 64)}
+	b := &Backend{Inits: make(chan string, 64), InitBodies: make(chan string, 64)}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		h.ServeHTTP(w, r)
 		if sid := w.Header().Get("Mcp-Session-Id"); sid != "" && r.Header.Get("Mcp-Session-Id") == "" {
+			select {
+			case b.InitBodies <- string(body):
+			default:
+			}
 			select {
 			case b.Inits <- sid:
 			default:
