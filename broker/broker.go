@@ -83,7 +83,7 @@ type Broker struct {
 	opts    Options
 	log     *slog.Logger
 	server  *mcp.Server
-	handler *mcp.StreamableHTTPHandler
+	handler http.Handler
 	codec   atomic.Pointer[sessionid.Codec]
 	watch   atomic.Pointer[config.WatchStats]
 	metrics metrics
@@ -150,9 +150,10 @@ func (b *Broker) newServer(impl *mcp.Implementation, instructions string, caps *
 		Logger:       b.log,
 		GetSessionID: b.mintSessionID,
 		Instructions: instructions,
-		// The router relies on Mcp-Session-Id: keep clients off the
-		// session-less 2026-07-28 protocol.
-		SupportedProtocolVersions: upstream.SupportedProtocolVersions(),
+		// The session-era versions (initialize never negotiates a later
+		// one) and the stateless 2026-07-28, which newHandler serves on
+		// the same endpoint.
+		SupportedProtocolVersions: append([]string{statelessVersion}, upstream.SupportedProtocolVersions()...),
 		Capabilities:              caps,
 	}
 	for _, f := range more {
@@ -161,16 +162,50 @@ func (b *Broker) newServer(impl *mcp.Implementation, instructions string, caps *
 	return mcp.NewServer(impl, opts)
 }
 
-// newHandler serves srv over Streamable HTTP, with its own session table.
-func (b *Broker) newHandler(srv *mcp.Server) *mcp.StreamableHTTPHandler {
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{
-			Logger: b.log,
-			// Envoy forwards the client's Host to a broker on loopback, which
-			// the go-sdk's DNS-rebinding check would refuse with 403.
-			DisableLocalhostProtection: true,
-			SessionTimeout:             b.opts.SessionIdleTimeout,
-		})
+// statelessVersion is the first protocol version of the stateless era: no
+// initialize, no session; every request carries its version (header
+// MCP-Protocol-Version and _meta).
+const statelessVersion = "2026-07-28"
+
+// newHandler serves srv over Streamable HTTP to both protocol eras on one
+// endpoint. The go-sdk (v1.8.0) serves the stateless era only from a
+// handler in stateless mode, and sessions only from one in stateful mode,
+// so there are two handlers over the same server: a request whose
+// MCP-Protocol-Version header names the stateless era goes to the
+// stateless one (its clients must send the header with every request),
+// anything else (initialize, session requests, GET streams, DELETE) to the
+// stateful one, with its own session table. A stateless request without the
+// header thus gets the stateful handler's 400 (header required), as the
+// spec wants.
+func (b *Broker) newHandler(srv *mcp.Server) http.Handler {
+	getServer := func(*http.Request) *mcp.Server { return srv }
+	stateful := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		Logger: b.log,
+		// Envoy forwards the client's Host to a broker on loopback, which
+		// the go-sdk's DNS-rebinding check would refuse with 403.
+		DisableLocalhostProtection: true,
+		SessionTimeout:             b.opts.SessionIdleTimeout,
+	})
+	stateless := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		Logger:                     b.log,
+		DisableLocalhostProtection: true,
+		Stateless:                  true,
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isStateless(r) {
+			stateless.ServeHTTP(w, r)
+			return
+		}
+		stateful.ServeHTTP(w, r)
+	})
+}
+
+// isStateless reports whether r is a stateless-era request: its
+// MCP-Protocol-Version header is 2026-07-28 or later (versions are dates,
+// so they compare as strings) and it names no session.
+func isStateless(r *http.Request) bool {
+	v := r.Header.Get("Mcp-Protocol-Version")
+	return v >= statelessVersion && r.Header.Get(sessionIDHeader) == ""
 }
 
 // Server returns the broker's MCP server.

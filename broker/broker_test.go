@@ -34,8 +34,6 @@ func twoBackends(t *testing.T) *harness {
 
 func TestInitializeMintsGatewaySessionID(t *testing.T) {
 	h := twoBackends(t)
-	// The default go-sdk client first probes with the session-less
-	// 2026-07-28 protocol, which the broker must turn down.
 	c := connect(t, h.url, nil)
 	codec, err := sessionid.New([]byte(testKey))
 	if err != nil {
@@ -50,6 +48,41 @@ func TestInitializeMintsGatewaySessionID(t *testing.T) {
 	caps := c.InitializeResult().Capabilities
 	if caps.Tools == nil || !caps.Tools.ListChanged || caps.Prompts == nil || caps.Resources == nil {
 		t.Errorf("capabilities = %+v", caps)
+	}
+}
+
+// TestStatelessEra: a 2026-07-28 client (the go-sdk's default) is served on
+// the same endpoint without a session: server/discover, the aggregated
+// lists and the proxied calls, whose stateless _meta does not reach the
+// broker's session-era backend sessions.
+func TestStatelessEra(t *testing.T) {
+	h := twoBackends(t)
+	c := connectVersion(t, h.url, nil, "")
+	if id := c.ID(); id != "" {
+		t.Errorf("stateless client got session id %q", id)
+	}
+	if v := c.InitializeResult().ProtocolVersion; v != statelessVersion {
+		t.Fatalf("negotiated %q, want %s", v, statelessVersion)
+	}
+	caps := c.InitializeResult().Capabilities
+	if caps.Tools == nil || caps.Prompts == nil || caps.Resources == nil {
+		t.Errorf("discovered capabilities = %+v", caps)
+	}
+	want := []string{"echo_echo", "echo_whoami", "math_add", "math_whoami"}
+	if got := c.toolNames(t); !slices.Equal(got, want) {
+		t.Errorf("tools = %v, want %v", got, want)
+	}
+	res, err := c.CallTool(t.Context(), &mcp.CallToolParams{Name: "math_add", Arguments: map[string]any{"a": 1, "b": 2}})
+	if err != nil || textOf(t, res) != "3" {
+		t.Fatalf("math_add = %v, %v", res, err)
+	}
+	prompt, err := c.GetPrompt(t.Context(), &mcp.GetPromptParams{Name: "echo_greet", Arguments: map[string]string{"who": "Ada"}})
+	if err != nil || len(prompt.Messages) == 0 {
+		t.Errorf("echo_greet = %v, %v", prompt, err)
+	}
+	// Session-era clients keep their sessions next to it.
+	if old := connect(t, h.url, nil); old.ID() == "" {
+		t.Error("session-era client got no session id")
 	}
 }
 

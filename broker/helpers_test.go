@@ -101,14 +101,22 @@ type client struct {
 	streamUp <-chan struct{}
 }
 
+// connect opens a session-era client session (2025-11-25: initialize, a
+// gateway session id, the GET stream); connectVersion one at version ("" is
+// the go-sdk's default, the stateless 2026-07-28).
 func connect(t *testing.T, url string, opts *mcp.ClientOptions) *client {
+	t.Helper()
+	return connectVersion(t, url, opts, "2025-11-25")
+}
+
+func connectVersion(t *testing.T, url string, opts *mcp.ClientOptions, version string) *client {
 	t.Helper()
 	up := make(chan struct{})
 	rt := &getObserver{base: http.DefaultTransport, opened: up}
 	c := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "v0"}, opts)
 	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
 		Endpoint: url, HTTPClient: &http.Client{Transport: rt},
-	}, nil)
+	}, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatal(err)
 	}

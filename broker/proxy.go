@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -46,7 +48,7 @@ func (p proxy) tool(backend, name string) mcp.ToolHandler {
 		if err != nil {
 			return nil, p.done(proxiedTool, backend, err)
 		}
-		params := &mcp.CallToolParams{Meta: req.Params.Meta, Name: name}
+		params := &mcp.CallToolParams{Meta: sessionMeta(req.Params.Meta), Name: name}
 		if len(req.Params.Arguments) > 0 {
 			// Forwarded as raw JSON: the backend validates its own arguments.
 			params.Arguments = req.Params.Arguments
@@ -63,7 +65,7 @@ func (p proxy) prompt(backend, name string) mcp.PromptHandler {
 			return nil, p.done(proxiedPrompt, backend, err)
 		}
 		res, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{
-			Meta: req.Params.Meta, Name: name, Arguments: req.Params.Arguments,
+			Meta: sessionMeta(req.Params.Meta), Name: name, Arguments: req.Params.Arguments,
 		})
 		return res, p.done(proxiedPrompt, backend, err)
 	}
@@ -77,7 +79,31 @@ func (p proxy) resource(backend string) mcp.ResourceHandler {
 		if err != nil {
 			return nil, p.done(proxiedResource, backend, err)
 		}
-		res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{Meta: req.Params.Meta, URI: req.Params.URI})
+		res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{Meta: sessionMeta(req.Params.Meta), URI: req.Params.URI})
 		return res, p.done(proxiedResource, backend, err)
 	}
+}
+
+// sessionMeta returns meta without the stateless era's per-request keys
+// (io.modelcontextprotocol/protocolVersion, clientCapabilities, ...): the
+// broker's own session with a backend is session-era, where they would make
+// the go-sdk client send the request as a 2026-07-28 one, which the backend
+// session refuses. Other keys (progressToken, vendors' own) pass.
+func sessionMeta(meta mcp.Meta) mcp.Meta {
+	strip := false
+	for k := range meta {
+		if strings.HasPrefix(k, "io.modelcontextprotocol/") {
+			strip = true
+			break
+		}
+	}
+	if !strip {
+		return meta
+	}
+	out := maps.Clone(meta)
+	maps.DeleteFunc(out, func(k string, _ any) bool { return strings.HasPrefix(k, "io.modelcontextprotocol/") })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

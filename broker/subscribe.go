@@ -82,6 +82,7 @@ func (b *Broker) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.C
 		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
 	}
 	params.Ref = &ref
+	params.Meta = sessionMeta(params.Meta)
 	res, err := cs.Complete(ctx, &params)
 	return res, p.done(proxiedCompletion, backend, err)
 }

@@ -26,7 +26,7 @@ import (
 type virtualServer struct {
 	cfg     config.VirtualServer
 	server  *mcp.Server
-	handler *mcp.StreamableHTTPHandler
+	handler http.Handler
 }
 
 // applyVirtualLocked reconciles the virtual servers with the config. A

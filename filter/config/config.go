@@ -82,6 +82,12 @@ type Server struct {
 	Prefix string `json:"prefix"`
 	// Credential, if set, is sent to the backend on every request.
 	Credential *Credential `json:"credential,omitempty"`
+	// Stateless declares that the backend serves the stateless protocol
+	// era (2026-07-28): the router then sends it the tools/call and
+	// prompts/get of stateless-era clients directly, as they are. Otherwise
+	// (a session-era backend, the default) those calls go to the broker,
+	// which forwards them over its own session with the backend.
+	Stateless bool `json:"stateless,omitempty"`
 }
 
 // Credential is a header value given by reference, never inline, so that the

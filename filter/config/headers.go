@@ -20,6 +20,13 @@ const (
 	HeaderSessionID = "mcp-session-id"
 	// HeaderProtocolVersion is MCP's protocol version header.
 	HeaderProtocolVersion = "mcp-protocol-version"
+	// HeaderMCPMethod is the JSON-RPC method, which clients of the
+	// stateless era (2026-07-28) send on every POST.
+	HeaderMCPMethod = "mcp-method"
+	// HeaderMCPName is the tool or prompt name (resource URI), which
+	// stateless-era clients send on tools/call, prompts/get and
+	// resources/read. The router rewrites it to the unprefixed name.
+	HeaderMCPName = "mcp-name"
 )
 
 // InternalHeaders are removed from every client request.

@@ -36,6 +36,8 @@ const (
 	keyProtocol                           // mcp-protocol-version
 	keyPath                               // :path (selects a virtual server)
 	keyOrigin                             // origin (DNS-rebinding protection)
+	keyMCPMethod                          // mcp-method (stateless era)
+	keyMCPName                            // mcp-name (stateless era)
 	numKeys
 )
 
@@ -49,7 +51,8 @@ func init() {
 	names := make([]string, 0, numKeys)
 	names = append(names, config.InternalHeaders[:]...)
 	names = append(names, ":method", "content-type", "content-length",
-		config.HeaderSessionID, config.HeaderProtocolVersion, ":path", "origin")
+		config.HeaderSessionID, config.HeaderProtocolVersion, ":path", "origin",
+		config.HeaderMCPMethod, config.HeaderMCPName)
 	for i, n := range names {
 		// Copied to C memory once and never freed: the table lives as long
 		// as the process (the module is never unloaded).

@@ -80,6 +80,8 @@ func (f *filter) onRequestHeaders(endOfStream bool) C.int32_t {
 		ProtocolVersion: envoyString(f.hdrs[keyProtocol-keyMethod]),
 		Path:            envoyString(f.hdrs[keyPath-keyMethod]),
 		Origin:          envoyString(f.hdrs[keyOrigin-keyMethod]),
+		MCPMethod:       envoyString(f.hdrs[keyMCPMethod-keyMethod]),
+		MCPName:         envoyString(f.hdrs[keyMCPName-keyMethod]),
 		EndOfStream:     endOfStream,
 	}
 	switch f.RequestHeaders(h) {

@@ -38,6 +38,8 @@ func readRequestHeaders(h api.RequestHeaderMap, endStream bool) router.RequestHe
 		ProtocolVersion: get(config.HeaderProtocolVersion),
 		Path:            get(":path"),
 		Origin:          get("origin"),
+		MCPMethod:       get(config.HeaderMCPMethod),
+		MCPName:         get(config.HeaderMCPName),
 		EndOfStream:     endStream,
 	}
 }

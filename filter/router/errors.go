@@ -11,6 +11,9 @@ const (
 	CodeMethodNotFound = -32601
 	CodeInvalidParams  = -32602
 	CodeInternalError  = -32603
+	// CodeHeaderMismatch: the Mcp-Method or Mcp-Name header is missing or
+	// disagrees with the body (MCP 2026-07-28).
+	CodeHeaderMismatch = -32020
 )
 
 // Rejection classifies every way the router refuses a request. Each has one
@@ -35,6 +38,7 @@ const (
 	RejectUnknownVirtualServer           // the path selects a virtual server the config lacks
 	RejectNotInVirtualServer             // the selected virtual server does not offer the tool (or any prompt)
 	RejectOrigin                         // Origin header present and not allowed (DNS rebinding)
+	RejectHeaderMismatch                 // stateless era: Mcp-Method/Mcp-Name (or MCP-Protocol-Version) missing or not the body's
 	numRejections
 )
 
@@ -68,6 +72,9 @@ var rejections = [numRejections]rejectionInfo{
 	// "Security Warning"): a browser page of another origin, possibly via
 	// DNS rebinding, must not reach the gateway.
 	RejectOrigin: {"origin_not_allowed", 403, CodeInvalidRequest, "Forbidden: Origin not allowed"},
+	// MCP 2026-07-28: an intermediary that reads the body must refuse a
+	// request whose standard headers disagree with it.
+	RejectHeaderMismatch: {"header_mismatch", 400, CodeHeaderMismatch, "Bad Request: Mcp-Method, Mcp-Name and MCP-Protocol-Version headers are required and must match the body"},
 }
 
 // String returns the rejection's stable metric/log name.

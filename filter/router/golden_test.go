@@ -27,7 +27,8 @@ import (
 //	                 with every server), $NEW_SESSION (valid, holding none)
 //	                 and $FORGED (well-formed, wrong MAC) are substituted;
 //	                 "content-length: auto" is the body's length;
-//	                 "origin: ..." is the Origin header
+//	                 "origin: ..." is the Origin header; "mcp-method"
+//	                 and "mcp-name" are the stateless era's headers
 //	-- body --       the request body without its final newline; absent
 //	                 means the request has no body (end of stream)
 //
@@ -190,6 +191,10 @@ func runGolden(t *testing.T, a txtarFile) (want string, newBody []byte) {
 			h.ProtocolVersion = value
 		case "origin":
 			h.Origin = value
+		case "mcp-method":
+			h.MCPMethod = value
+		case "mcp-name":
+			h.MCPName = value
 		default:
 			t.Fatalf("unknown request header %q", name)
 		}

@@ -21,8 +21,11 @@ const (
 // expired it). The router forgets it too, so the next call opens a new one,
 // and answers this call with a retryable JSON-RPC error instead of the 404:
 // passed through, a 404 would tell the client its gateway session is gone.
+//
+// A stateless-era call holds no backend session: a 404 is the backend's
+// answer (e.g. method not found, as that era specifies) and passes.
 func (s *Stream) ResponseHeaders(status int, fromUpstream bool) ResponseAction {
-	if !s.routed || status != 404 || !fromUpstream {
+	if !s.routed || status != 404 || !fromUpstream || s.stateless {
 		return ResponseContinue
 	}
 	if s.r.sessions.Invalidate(s.gateway, s.server.Name, s.backend) {

@@ -92,6 +92,8 @@ type Server struct {
 	UpstreamHost string
 	URL          string
 	Prefix       string
+	// Stateless: the backend serves stateless-era calls (config.Server).
+	Stateless bool
 	// CredentialHeader/CredentialValue are empty when the server has none.
 	CredentialHeader string
 	CredentialValue  string
@@ -146,6 +148,7 @@ func compile(c *config.Config) (*table, error) {
 		s := &Server{
 			Name: cs.Name, Hostname: cs.Hostname, Path: cs.Path(),
 			UpstreamHost: cs.HostPort(), URL: cs.URL, Prefix: cs.Prefix,
+			Stateless: cs.Stateless,
 		}
 		if cs.Credential != nil {
 			v, err := cs.Credential.Resolve()

@@ -350,6 +350,28 @@ func TestResponseHeaders(t *testing.T) {
 	if len(w.ops) != 0 {
 		t.Fatalf("ApplyResponse on a forwarded request: %q", w.ops)
 	}
+
+	// A stateless-era routed call holds no backend session: the backend's
+	// 404 is its own answer (e.g. method not found) and passes, and the
+	// response gets no session id.
+	st := r.NewStream()
+	defer st.Release()
+	h := post("", body)
+	h.ProtocolVersion, h.MCPMethod, h.MCPName = "2026-07-28", "tools/call", "weather_x"
+	call := []byte(`{"jsonrpc":"2.0","id":"r","method":"tools/call","params":{"name":"weather_x"}}`)
+	h.ContentLength = int64(len(call))
+	st.RequestHeaders(h)
+	if a := st.RequestBody(call); a != Route {
+		t.Fatalf("stateless call: %s", actions[a])
+	}
+	if got := st.ResponseHeaders(404, true); got != ResponseContinue {
+		t.Fatalf("stateless routed 404: %s", responseAction[got])
+	}
+	var ws recorder
+	st.ApplyResponse(&ws)
+	if len(ws.ops) != 0 {
+		t.Fatalf("ApplyResponse on a stateless call: %q", ws.ops)
+	}
 }
 
 // DELETE of a gateway session forgets its backend sessions and ends them

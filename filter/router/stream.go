@@ -31,6 +31,10 @@ type RequestHeaders struct {
 	// Origin is the Origin header ("" when absent). A present Origin that
 	// the config does not allow is refused (RejectOrigin).
 	Origin string
+	// MCPMethod and MCPName are the Mcp-Method and Mcp-Name headers of the
+	// stateless era (2026-07-28); "" when absent.
+	MCPMethod string
+	MCPName   string
 	// EndOfStream is true when the request has no body.
 	EndOfStream bool
 }
@@ -88,9 +92,16 @@ type Stream struct {
 
 	gateway         string // client's gateway session (owned copy)
 	protocolVersion string // owned copy
-	method          string // JSON-RPC method; owned or a constant
-	server          *Server
-	toolName        string // unprefixed name; owned after OpenSession
+	// stateless is set for a request of the stateless era (2026-07-28 or
+	// later per MCP-Protocol-Version): no gateway session, and mcpMethod
+	// and mcpName (owned copies of its headers) must match the body.
+	stateless bool
+	mcpMethod string
+	mcpName   string
+
+	method   string // JSON-RPC method; owned or a constant
+	server   *Server
+	toolName string // unprefixed name; owned after OpenSession
 	// virtual is the virtual server the request's path selects (nil: the
 	// whole gateway); noVirtual is set when it selects one the config
 	// does not have.
@@ -155,6 +166,11 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 		return s.reject(RejectOrigin)
 	}
 	s.protocolVersion = internVersion(h.ProtocolVersion)
+	if s.protocolVersion >= statelessVersion {
+		s.stateless = true
+		s.mcpMethod = internMethod(h.MCPMethod)
+		s.mcpName = strings.Clone(h.MCPName)
+	}
 	if name, ok := config.VirtualServerFromPath(h.Path); ok {
 		// A map lookup with a string that aliases host memory: no copy.
 		s.virtual = s.t.virtual[name]
@@ -195,6 +211,8 @@ func internVersion(v string) string {
 	switch v {
 	case "":
 		return ""
+	case "2026-07-28":
+		return "2026-07-28"
 	case "2025-11-25":
 		return "2025-11-25"
 	case "2025-06-18":
@@ -203,6 +221,31 @@ func internVersion(v string) string {
 		return "2025-03-26"
 	case "2024-11-05":
 		return "2024-11-05"
+	}
+	return strings.Clone(v)
+}
+
+// statelessVersion is the first protocol version of the stateless era.
+// Versions are dates: they compare as strings.
+const statelessVersion = "2026-07-28"
+
+// metaVersion is the gjson path of the protocol version a stateless-era
+// request carries in params._meta.
+const metaVersion = `params._meta.io\.modelcontextprotocol/protocolVersion`
+
+// internMethod is internVersion for Mcp-Method values.
+func internMethod(v string) string {
+	switch v {
+	case "":
+		return ""
+	case "tools/call":
+		return "tools/call"
+	case "prompts/get":
+		return "prompts/get"
+	case "tools/list":
+		return "tools/list"
+	case "resources/read":
+		return "resources/read"
 	}
 	return strings.Clone(v)
 }
@@ -273,6 +316,12 @@ func (s *Stream) RequestBody(body []byte) Action {
 	if method.Type != gjson.String {
 		return s.rejectBody(RejectNotJSONRPC)
 	}
+	// MCP 2026-07-28: Mcp-Method is required on every message and must be
+	// the body's (Mcp-Name is checked by route; the broker checks it for
+	// resources/read).
+	if s.stateless && s.mcpMethod != method.Str {
+		return s.rejectBody(RejectHeaderMismatch)
+	}
 	switch method.Str {
 	case "tools/call":
 		return s.route("tools/call", json, id, m.name)
@@ -322,6 +371,9 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	if name.Type != gjson.String || name.Str == "" {
 		return s.rejectBody(RejectMissingName)
 	}
+	if s.stateless && s.mcpName != name.Str {
+		return s.rejectBody(RejectHeaderMismatch)
+	}
 	// No tool is named with invalid UTF-8 or control characters (which
 	// only escapes can produce), and the name goes into the x-mcp-toolname
 	// header: there CR/LF could inject headers upstream, and invalid bytes
@@ -337,7 +389,29 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	if srv == nil {
 		return s.rejectBody(RejectUnknownTool)
 	}
+	if s.stateless {
+		if !srv.Stateless {
+			// A session-era backend would refuse the stateless request
+			// (no session, a version it does not serve): the broker
+			// forwards it over its own session with the backend.
+			return s.forward(method)
+		}
+		// No gateway session and no backend session: the request carries
+		// its version and client capabilities in _meta, and goes to the
+		// backend as is (bar the prefix, here and in Mcp-Name).
+		s.server, s.toolName = srv, bare
+		if srv.Prefix != "" {
+			s.stripPrefix(json, name, bare)
+		}
+		s.routed = true
+		return s.routeNow()
+	}
 	if s.gateway == "" {
+		// A stateless-era body without the MCP-Protocol-Version header
+		// that era requires.
+		if v := gjson.Get(json, metaVersion); v.Type == gjson.String && v.Str >= statelessVersion {
+			return s.rejectBody(RejectHeaderMismatch)
+		}
 		return s.rejectBody(RejectMissingSession)
 	}
 	if !s.t.codec.Valid(s.gateway) {
@@ -499,6 +573,10 @@ func (s *Stream) ApplyRequest(h HeaderWriter) {
 	h.Set(config.HeaderServerName, srv.Name)
 	h.Set(config.HeaderToolName, s.toolName)
 	h.Set(config.HeaderUpstreamHost, srv.UpstreamHost)
+	if s.stateless && s.method != "" {
+		// The backend checks Mcp-Name against the (unprefixed) body.
+		h.Set(config.HeaderMCPName, s.toolName)
+	}
 	if s.backend != "" {
 		h.Set(config.HeaderSessionID, s.backend)
 	} else {

@@ -61,7 +61,7 @@ func TestConformance(t *testing.T) {
 		t.Run(r.name, func(t *testing.T) {
 			url := startEverythingServer(t, server, r.stateful)
 			if r.gateway {
-				url = startGateway(t, root, url, r.prefix)
+				url = startGateway(t, root, url, r.prefix, !r.stateful)
 			}
 			out := outDir(t, r.name)
 			baseline := filepath.Join(root, "tests", "conformance", "baseline-"+r.name+".yml")
@@ -197,7 +197,9 @@ func startEverythingServer(t *testing.T, bin string, stateful bool) string {
 
 // startGateway starts Envoy with the router module and the broker in front
 // of backendURL and returns the gateway's MCP URL.
-func startGateway(t *testing.T, root, backendURL, prefix string) string {
+// stateless declares the backend as serving the stateless era
+// (config.Server.Stateless).
+func startGateway(t *testing.T, root, backendURL, prefix string, stateless bool) string {
 	t.Helper()
 	envoyBin, err := harness.FindEnvoy(root)
 	harness.Require(t, err)
@@ -214,6 +216,7 @@ func startGateway(t *testing.T, root, backendURL, prefix string) string {
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := harness.WriteConfig(cfg, []config.Server{{
 		Name: "conformance/everything", URL: "http://" + addr + "/mcp", Hostname: addr, Prefix: prefix,
+		Stateless: stateless,
 	}}); err != nil {
 		t.Fatal(err)
 	}

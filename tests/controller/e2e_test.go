@@ -198,7 +198,9 @@ type gatewayClient struct {
 }
 
 // tryConnect opens a go-sdk session on the gateway's endpoint path, closed
-// when the test ends.
+// when the test ends. It is session-era (2025-11-25), whose calls the router
+// routes: the go-sdk's default, the stateless 2026-07-28, reaches these
+// session-era backends via the broker.
 func (g *gatewayClient) tryConnect(path string) (*mcp.ClientSession, error) {
 	if g.hc == nil {
 		// Its own transport, so that no keep-alive connection outlives the
@@ -210,7 +212,8 @@ func (g *gatewayClient) tryConnect(path string) (*mcp.ClientSession, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "v0"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: g.base + path, HTTPClient: g.hc}, nil)
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: g.base + path, HTTPClient: g.hc},
+			&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 }
 
 func (g *gatewayClient) connect(path string) *mcp.ClientSession {

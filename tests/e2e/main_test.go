@@ -102,13 +102,16 @@ func (e *env) writeConfig(t *testing.T) {
 	}
 }
 
-// connect opens a go-sdk client session through Envoy.
+// connect opens a go-sdk client session through Envoy, in the session era
+// (2025-11-25) these tests are about: the go-sdk's default is the stateless
+// 2026-07-28, whose calls to these session-era backends go via the broker.
 func (e *env) connect(t *testing.T, opts *mcp.ClientOptions, hc *http.Client) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "v0"}, opts)
-	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: e.stack.URL(), HTTPClient: hc}, nil)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: e.stack.URL(), HTTPClient: hc},
+		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
 		t.Fatalf("connect through envoy: %v", err)
 	}

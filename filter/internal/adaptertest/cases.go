@@ -1,5 +1,7 @@
 package adaptertest
 
+import "maps"
+
 // Cases returns the table for env: requests forwarded to the broker, local
 // replies, then calls routed to env's backend.
 func Cases(env *Env) []Case {
@@ -63,6 +65,12 @@ func replyCases(gw string) []Case {
 		{"reply/forged session", Request{Body: call(`"x"`, "weather_now"), Headers: [][2]string{{"mcp-session-id", "forged.session"}}},
 			reply(404, -32600, `"x"`, "unknown_session")},
 		{"reply/missing session", Request{Body: call("3", "weather_now")}, reply(400, -32600, "3", "missing_session")},
+		// The stateless era (2026-07-28): Mcp-Method and Mcp-Name must match the body.
+		{"reply/stateless Mcp-Name mismatch", Request{Body: call("10", "weather_now"), Headers: [][2]string{
+			{"mcp-protocol-version", "2026-07-28"}, {"mcp-method", "tools/call"}, {"mcp-name", "weather_other"}}},
+			reply(400, -32020, "10", "header_mismatch")},
+		{"reply/stateless Mcp-Method missing", Request{Body: list, Headers: [][2]string{{"mcp-protocol-version", "2026-07-28"}}},
+			reply(400, -32020, "1", "header_mismatch")},
 		{"reply/missing name", Request{Body: `{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{}}`, Headers: [][2]string{session}},
 			reply(200, -32602, "4", "missing_name")},
 		{"reply/wrong content type", Request{Body: "hello", Headers: [][2]string{{"content-type", "text/plain"}}},
@@ -93,6 +101,9 @@ func routeCases(env *Env, gw string) []Case {
 		"x-mcp-method":        "tools/call",
 		"mcp-session-id":      AnyBackendSession,
 	}
+	stateless := maps.Clone(routed)
+	stateless["mcp-session-id"] = ""
+	stateless["mcp-name"] = "now"
 	call := func(id int, trailers bool, resp *Response) Request {
 		return Request{Body: ToolCall(id, "weather_now"), Headers: [][2]string{session}, Trailers: trailers, Response: resp}
 	}
@@ -101,6 +112,12 @@ func routeCases(env *Env, gw string) []Case {
 	return []Case{
 		{"route/first call opens the backend session", first,
 			Want{Continued: true, Headers: routed, Body: ToolCall(2, "now"), RouteCacheClears: 2, ResponseSessionID: gw}},
+		// The stateless era: no gateway session, no backend session;
+		// Mcp-Name follows the unprefixed body.
+		{"route/stateless era needs no session", Request{Body: ToolCall(11, "weather_now"), Headers: [][2]string{
+			{"mcp-protocol-version", "2026-07-28"}, {"mcp-method", "tools/call"}, {"mcp-name", "weather_now"}},
+			Response: &Response{Status: 200, Details: "via_upstream"}},
+			Want{Continued: true, Headers: stateless, Body: ToolCall(11, "now"), RouteCacheClears: 1}},
 		{"route/next call reuses it", call(3, false, &Response{Status: 200, Details: "via_upstream"}),
 			Want{Continued: true, Headers: routed, Body: ToolCall(3, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
 		{"route/through the virtual server", Request{Path: "/mcp/" + VirtualServer + "?x=1", Body: ToolCall(7, "weather_now"),

@@ -32,6 +32,7 @@ const SessionKey = "0123456789abcdef0123456789abcdef-test-key"
 // Server is one backend entry of a config file.
 type Server struct {
 	Name, URL, Hostname, Prefix string
+	Stateless                   bool // serves the stateless era (config.Server.Stateless)
 }
 
 // Env is a config file and what the table needs to talk about it.
@@ -81,7 +82,7 @@ func WriteConfig(t testing.TB, dir string, servers ...Server) string {
 	}
 	b.WriteString("\n")
 	for _, s := range servers {
-		fmt.Fprintf(&b, "- {name: %q, url: %q, hostname: %q, prefix: %q}\n", s.Name, s.URL, s.Hostname, s.Prefix)
+		fmt.Fprintf(&b, "- {name: %q, url: %q, hostname: %q, prefix: %q, stateless: %t}\n", s.Name, s.URL, s.Hostname, s.Prefix, s.Stateless)
 	}
 	// Served at /mcp/<VirtualServer>, offering the backend's tool only.
 	fmt.Fprintf(&b, "virtualServers:\n- {name: %q, tools: [weather_now]}\n", VirtualServer)
@@ -138,7 +139,7 @@ func NewBackend(t testing.TB) *Backend {
 
 // Server returns the backend's config entry: tools "weather_*".
 func (b *Backend) Entry() Server {
-	return Server{Name: "default/weather", URL: b.URL + "/mcp", Hostname: "weather.default.svc", Prefix: "weather_"}
+	return Server{Name: "default/weather", URL: b.URL + "/mcp", Hostname: "weather.default.svc", Prefix: "weather_", Stateless: true}
 }
 
 // ToolCall is a tools/call request body.
