@@ -135,6 +135,17 @@ func (u *updates) drain() {
 	}
 }
 
+// settle drains u until no update has arrived for 150ms.
+func (u *updates) settle() {
+	for {
+		select {
+		case <-u.got:
+		case <-time.After(150 * time.Millisecond):
+			return
+		}
+	}
+}
+
 // waitUpdate makes the backend notify uri until u receives it: the
 // broker's own stream from the backend may open after its subscription.
 func (u *updates) waitUpdate(t *testing.T, d *docsBackend, uri string) {
@@ -308,7 +319,9 @@ func TestSubscriptionSharedAcrossClients(t *testing.T) {
 	if !d.subscribed(docURI) {
 		t.Fatal("backend unsubscribed while c2 is subscribed")
 	}
-	c1.drain()
+	// Updates sent before the unsubscribe (waitUpdate repeats them) may
+	// still be on their way to c1: let them land before checking.
+	c1.settle()
 	c2.drain()
 	c2.waitUpdate(t, d, docURI)
 	c1.noUpdate(t)
