@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -17,10 +18,18 @@ import (
 	"github.com/mcpgw/mcpgw/filter/config"
 )
 
-// handshakeVersion is the version the Upstream asks for. Asking for the
-// newest session-based version keeps the go-sdk client on the classic
-// initialize handshake instead of probing with server/discover.
+// handshakeVersion is the version the Upstream asks of session-era backends
+// (the default). Asking for the newest session-based version keeps the
+// go-sdk client on the classic initialize handshake instead of probing with
+// server/discover.
 const handshakeVersion = "2025-11-25"
+
+// statelessVersion is the version asked of a backend marked stateless in
+// the config. The go-sdk client then probes with server/discover instead of
+// initialize and, when the backend declares listChanged, opens
+// subscriptions/listen itself, delivering list_changed to the client's
+// handlers: a stateless backend sends no list_changed any other way.
+const statelessVersion = "2026-07-28"
 
 // maxListItems bounds each discovered list, so that a misbehaving backend
 // paginating forever cannot exhaust memory before the timeout.
@@ -57,19 +66,23 @@ func (u *Upstream) connect(ctx context.Context) (*mcp.ClientSession, Catalog, er
 	hctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
 	defer cancel()
 	seen := new(initCapture)
+	version := handshakeVersion
+	if u.srv.Stateless {
+		version = statelessVersion
+	}
 	cs, err := u.client.Connect(withCapture(hctx, seen), transport,
-		&mcp.ClientSessionOptions{ProtocolVersion: handshakeVersion})
+		&mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		// The go-sdk rejects versions it does not know before we see the
 		// session; the capture tells that case apart from a network error.
 		if res := seen.result; res != nil {
-			if verr := validate(res); verr != nil {
+			if verr := u.validate(res); verr != nil {
 				return nil, Catalog{}, verr
 			}
 		}
 		return nil, Catalog{}, fmt.Errorf("initialize: %w", err)
 	}
-	if err := validate(cs.InitializeResult()); err != nil {
+	if err := u.validate(cs.InitializeResult()); err != nil {
 		cs.Close()
 		return nil, Catalog{}, err
 	}
@@ -81,15 +94,21 @@ func (u *Upstream) connect(ctx context.Context) (*mcp.ClientSession, Catalog, er
 	return cs, cat, nil
 }
 
-// validate checks the backend's initialize result against what the gateway
-// can serve.
-func validate(res *mcp.InitializeResult) error {
+// validate checks the backend's initialize (or server/discover) result
+// against what the gateway can serve. A backend marked stateless may also
+// negotiate the stateless protocol; one that falls back to initialize is
+// held to the session-era versions like any other.
+func (u *Upstream) validate(res *mcp.InitializeResult) error {
 	if res == nil {
 		return invalidf("no initialize result")
 	}
-	if !slices.Contains(supportedVersions, res.ProtocolVersion) {
+	versions := supportedVersions
+	if u.srv.Stateless {
+		versions = append([]string{statelessVersion}, supportedVersions...)
+	}
+	if !slices.Contains(versions, res.ProtocolVersion) {
 		return invalidf("backend negotiated protocol version %q; the gateway supports %s",
-			res.ProtocolVersion, strings.Join(supportedVersions, ", "))
+			res.ProtocolVersion, strings.Join(versions, ", "))
 	}
 	c := res.Capabilities
 	if c == nil || (c.Tools == nil && c.Prompts == nil && c.Resources == nil) {
@@ -130,6 +149,11 @@ func collect[T any](method string, seq iter.Seq2[*T, error]) ([]*T, error) {
 	var out []*T
 	for item, err := range seq {
 		if err != nil {
+			// The go-sdk reports a request that never reached the backend
+			// as a JSON-RPC error too, wrapping the HTTP client's error.
+			if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
+				return nil, fmt.Errorf("%s: %w", method, err)
+			}
 			if werr := (*jsonrpc.Error)(nil); errors.As(err, &werr) {
 				return nil, invalidf("%s: %v", method, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -83,7 +84,7 @@ func (u *Upstream) monitor(ctx context.Context, cs *mcp.ClientSession) error {
 			}
 			return err
 		case <-ping.C:
-			if err := u.ping(ctx, cs); err != nil {
+			if err := u.probe(ctx, cs); err != nil {
 				return err
 			}
 		case <-u.relist:
@@ -92,6 +93,16 @@ func (u *Upstream) monitor(ctx context.Context, cs *mcp.ClientSession) error {
 			}
 		}
 	}
+}
+
+// probe checks that a ready session still works. The stateless protocol
+// (2026-07-28) has no ping, so such a session re-lists instead, which also
+// repairs a missed list_changed.
+func (u *Upstream) probe(ctx context.Context, cs *mcp.ClientSession) error {
+	if cs.InitializeResult().ProtocolVersion < statelessVersion {
+		return u.ping(ctx, cs)
+	}
+	return u.reload(ctx, cs, true)
 }
 
 func (u *Upstream) ping(ctx context.Context, cs *mcp.ClientSession) error {
@@ -106,12 +117,24 @@ func (u *Upstream) ping(ctx context.Context, cs *mcp.ClientSession) error {
 // refresh re-lists after a list_changed notification. A JSON-RPC error keeps
 // the session and the previous catalog; anything else ends the session.
 func (u *Upstream) refresh(ctx context.Context, cs *mcp.ClientSession) error {
+	return u.reload(ctx, cs, false)
+}
+
+// reload is refresh; when probing, a request that never reached the backend
+// also ends the session. The go-sdk reports those as JSON-RPC errors too
+// ("rejected by transport", wrapping the HTTP client's *url.Error), which a
+// list_changed re-list may keep since the next ping will tell, but a probe
+// is that next ping.
+func (u *Upstream) reload(ctx context.Context, cs *mcp.ClientSession, probing bool) error {
 	lctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
 	defer cancel()
 	cat, err := discover(lctx, cs)
 	if err == nil {
 		u.publish(cat, cs)
 		return nil
+	}
+	if uerr := (*url.Error)(nil); probing && errors.As(err, &uerr) {
+		return err
 	}
 	if ierr, werr := (*InvalidError)(nil), (*jsonrpc.Error)(nil); errors.As(err, &ierr) || errors.As(err, &werr) {
 		u.log.Warn("re-list failed; keeping the previous lists", "error", err)

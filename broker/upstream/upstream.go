@@ -46,8 +46,9 @@ const (
 )
 
 // supportedVersions are the MCP protocol versions the gateway supports,
-// newest first. The router relies on sessions (Mcp-Session-Id), so the
-// session-less 2026-07-28 protocol is deliberately absent.
+// newest first, for session-era backends. Only a backend marked stateless in
+// the config is connected to over the session-less 2026-07-28 protocol
+// (statelessVersion), so that its list_changed notifications reach the broker.
 var supportedVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
 
 // SupportedProtocolVersions returns the protocol versions the gateway

@@ -128,6 +128,12 @@ func (in *initializer) post(ctx context.Context, srv *Server, body, sid, version
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	// A backend that restarted leaves dead connections in the idle pool, and
+	// net/http only retries a request that failed on one when it is
+	// idempotent. Opening a session may safely be retried (at worst the
+	// backend holds an unused session until it expires it), so say so; a nil
+	// Idempotency-Key marks the request without sending the header.
+	req.Header["Idempotency-Key"] = nil
 	if sid != "" {
 		req.Header.Set(config.HeaderSessionID, sid)
 	}
