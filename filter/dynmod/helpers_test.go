@@ -1,12 +1,7 @@
 package dynmod_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/mcpgw/mcpgw/filter/dynmod/internal/fakehost"
+	"github.com/mcpgw/mcpgw/filter/internal/adaptertest"
 	"github.com/mcpgw/mcpgw/filter/sessionid"
 )
 
@@ -162,35 +156,12 @@ func counter(t testing.TB, cfg *fakehost.Config, name string) uint64 {
 	return v
 }
 
-// backend is a real go-sdk MCP server with the tool "now".
-type backend struct {
-	*httptest.Server
-	inits      chan string // session ids of the sessions opened
-	initBodies chan string // their initialize request bodies
-}
+// backend is the shared table's real go-sdk MCP server (tool "now"), so
+// the adapter's own tests and the table talk to the same backend.
+type backend struct{ *adaptertest.Backend }
 
-func newBackend(t testing.TB) *backend {
-	t.Helper()
-	srv := mcp.NewServer(&mcp.Implementation{Name: "weather", Version: "v0.0.1"}, nil)
-	mcp.AddTool(srv, &mcp.Tool{Name: "now", Description: "current weather"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sunny"}}}, nil, nil
-		})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
-	b := &backend{inits: make(chan string, 16), initBodies: make(chan string, 16)}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		h.ServeHTTP(w, r)
-		if sid := w.Header().Get("Mcp-Session-Id"); sid != "" && r.Header.Get("Mcp-Session-Id") == "" {
-			b.initBodies <- string(body)
-			b.inits <- sid
-		}
-	}))
-	t.Cleanup(b.Close)
-	return b
-}
+func newBackend(t testing.TB) backend { return backend{adaptertest.NewBackend(t)} }
 
-func (b *backend) server() server {
+func (b backend) server() server {
 	return server{name: "default/weather", url: b.URL + "/mcp", hostname: "weather.default.svc", prefix: "weather_"}
 }

@@ -19,7 +19,7 @@ func toolCall(id int, name string) string {
 }
 
 // checkRouted verifies the request headers and body of a call routed to b.
-func checkRouted(t testing.TB, s *fakehost.Stream, b *backend, backendSession string, id, clears int) {
+func checkRouted(t testing.TB, s *fakehost.Stream, b backend, backendSession string, id, clears int) {
 	t.Helper()
 	u, _ := url.Parse(b.URL)
 	want := map[string]string{
@@ -60,7 +60,7 @@ func awaitDeleted(t testing.TB, s *fakehost.Stream) {
 
 // openAndRoute runs a first call of gw to b through session init and
 // returns the backend session id.
-func openAndRoute(t testing.TB, g *gateway, b *backend, gw string, id int) (*fakehost.Stream, string) {
+func openAndRoute(t testing.TB, g *gateway, b backend, gw string, id int) (*fakehost.Stream, string) {
 	t.Helper()
 	s, st := g.post(request{session: gw, body: toolCall(id, "weather_now"),
 		headers: map[string]string{"x-mcp-toolname": "spoofed"}})
@@ -74,7 +74,7 @@ func openAndRoute(t testing.TB, g *gateway, b *backend, gw string, id int) (*fak
 		t.Fatalf(":authority changed before the session was open: %q", a)
 	}
 	ev := awaitEvent(t, s)
-	sid := <-b.inits
+	sid := <-b.Inits
 	s.Scheduled(ev) // Envoy runs the scheduled hook on the worker
 	if s.ContinueDecodings != 1 || len(s.Replies) != 0 {
 		t.Fatalf("after the event: continues %d, replies %+v; want 1 continue", s.ContinueDecodings, s.Replies)
@@ -283,7 +283,7 @@ func TestRoutedCallEndingWithTrailers(t *testing.T) {
 		t.Fatalf("trailers status %d, want StopIteration while the session opens", st)
 	}
 	s.Scheduled(awaitEvent(t, s))
-	checkRouted(t, s, b, <-b.inits, 1, 1)
+	checkRouted(t, s, b, <-b.Inits, 1, 1)
 	if s.ContinueDecodings != 1 {
 		t.Errorf("continue_decoding called %d times", s.ContinueDecodings)
 	}
@@ -315,7 +315,7 @@ func TestInitializeKeepsClientContext(t *testing.T) {
 
 	s2, _ := openAndRoute(t, g, b, gw, 2)
 	s2.Destroy()
-	sent := <-b.initBodies
+	sent := <-b.InitBodies
 	if got := gjson.Get(sent, "params.capabilities").Raw; got != `{"elicitation":{"form":{}}}` {
 		t.Errorf("backend initialize capabilities %s, want the client's", got)
 	}
