@@ -1,9 +1,7 @@
 package router
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -457,102 +455,6 @@ func (s *Stream) routeNow() Action {
 	s.action = Route
 	s.r.Metrics.Routed.Add(1)
 	return Route
-}
-
-// stripPrefix writes the body with params.name replaced by bare, touching
-// no other byte, into a pooled buffer; toolName then points into it.
-func (s *Stream) stripPrefix(json string, name gjson.Result, bare string) {
-	bp := bodyPool.Get().(*[]byte)
-	b := append((*bp)[:0], json[:name.Index]...)
-	if strings.IndexByte(name.Raw, '\\') < 0 {
-		// The raw string has no escapes, so the prefix is its first bytes.
-		b = append(b, '"')
-		b = append(b, name.Raw[1+len(name.Str)-len(bare):]...)
-	} else {
-		enc, _ := jsonMarshalString(bare)
-		b = append(b, enc...)
-	}
-	nameStart := name.Index + 1
-	b = append(b, json[name.Index+len(name.Raw):]...)
-	*bp = b
-	s.body = bp
-	if strings.IndexByte(name.Raw, '\\') < 0 {
-		s.toolName = unsafe.String(&b[nameStart], len(bare))
-	}
-}
-
-func jsonMarshalString(v string) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
-
-// OpenSession opens the backend session an OpenSession action asked for.
-// It blocks on network I/O: call it on a goroutine, never on a host worker
-// thread. It returns Route or Reply; concurrent first calls of one client to
-// one server share a single backend session.
-func (s *Stream) OpenSession(ctx context.Context) Action {
-	srv := s.server
-	// The open may outlive this call (ensure runs it detached), and the
-	// adapter may then release and reuse the Stream: it must capture what it
-	// needs, never read s.
-	// gateway may alias s.gatewayBuf, which the adapter's next request
-	// overwrites: the detached open gets its own copy.
-	r, header, gateway := s.r, s.protocolVersion, strings.Clone(s.gateway)
-	id, err := r.sessions.ensure(ctx, gateway, srv.Name, func(ctx context.Context) (string, error) {
-		var c clientContext
-		c.capabilities, c.version, c.level = r.sessions.Client(gateway)
-		c.version = backendVersion(header, c.version)
-		id, err := r.init.open(ctx, srv, c)
-		if err != nil {
-			r.Metrics.SessionInitFail.Add(1)
-			return "", err
-		}
-		r.Metrics.SessionInits.Add(1)
-		// A logging/setLevel that arrived during the open was forwarded to
-		// the sessions known then, without this one: catch up.
-		if _, _, level := r.sessions.Client(gateway); level != c.level && level != "" && id != "" {
-			if err := r.init.setLevel(ctx, srv, id, c.version, level); err != nil {
-				r.log.Warn("backend logging/setLevel failed", "server", srv.Name, "error", err)
-			}
-		}
-		return id, nil
-	})
-	if err != nil {
-		s.r.log.Warn("backend session init failed", "server", srv.Name, "error", err)
-		return s.rejectBody(RejectBackendUnavailable)
-	}
-	s.backend = id
-	s.active = s.r.sessions.begin(s.gateway, srv.Name)
-	return s.routeNow()
-}
-
-// routeResponse routes a client's JSON-RPC response to the backend whose
-// routed call is in flight for the gateway session: backends send their
-// requests to the client (elicitation/create, sampling/createMessage) on
-// that call's response stream, and wait for the answer. It reports false,
-// leaving the response to the broker, when no routed call (or calls to
-// more than one backend) are in flight.
-func (s *Stream) routeResponse() bool {
-	if s.gateway == "" || s.noVirtual || !s.t.codec.Valid(s.gateway) {
-		return false
-	}
-	name, backend, ok := s.r.sessions.soleActive(s.gateway)
-	if !ok {
-		return false
-	}
-	srv := s.t.byName[name]
-	if srv == nil {
-		return false
-	}
-	s.server, s.backend, s.routed = srv, backend, true
-	s.method, s.toolName = "", ""
-	s.routeNow()
-	return true
 }
 
 // ApplyRequest writes the decided request headers: for Route the routing
