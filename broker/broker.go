@@ -5,7 +5,8 @@
 // resources, notifications, GET streams, DELETE, ping...) reaches the broker.
 // The broker keeps one client session per configured backend (package
 // upstream) and exposes the union of their tools and prompts, each renamed
-// prefix+name, and of their resources under their own URIs. It mints the
+// prefix+name and listed again under each of its aliases (config.Server
+// Aliases), and of their resources under their own URIs. It mints the
 // gateway session ids the router verifies, and it follows the config file.
 //
 // Calls that do reach the broker anyway (e.g. inside a JSON-RPC batch) are
@@ -65,8 +66,8 @@ type Options struct {
 	Listener net.Listener
 	// Logger receives the broker's logs; nil discards.
 	Logger *slog.Logger
-	// Upstream tunes the backend connections; its Logger and OnChange are
-	// set by the broker.
+	// Upstream tunes the backend connections; its Logger, callbacks
+	// (On...) and Subscriptions are set by the broker.
 	Upstream upstream.Options
 	// SessionIdleTimeout closes client sessions that sent no request to the
 	// broker for that long (default 0: never). Beware that calls routed by
@@ -236,6 +237,7 @@ func (b *Broker) Apply(cfg *config.Config) error {
 		want[s.Name] = s
 	}
 	carry := map[string][]string{} // subscriptions of replaced connections
+	reshadowed := b.reg.setShadow(aliasNames(cfg.Servers))
 	for name, be := range b.backends {
 		s, keep := want[name]
 		switch {
@@ -244,9 +246,9 @@ func (b *Broker) Apply(cfg *config.Config) error {
 				carry[name] = be.up.Subscriptions()
 			}
 			b.removeLocked(be)
-		case be.cfg.Prefix != s.Prefix:
+		case reshadowed || !namingOf(be.cfg).equal(namingOf(s)):
 			be.cfg = s
-			b.reg.sync(name, s.Prefix, be.up.Catalog())
+			b.reg.sync(name, namingOf(s), be.up.Catalog())
 		default:
 			be.cfg = s // e.g. a new hostname, which only the router uses
 		}
@@ -261,6 +263,17 @@ func (b *Broker) Apply(cfg *config.Config) error {
 		b.metrics.configApplyErrors.Add(1)
 	}
 	return keyErr
+}
+
+// aliasNames returns the alias names of all servers.
+func aliasNames(servers []config.Server) map[string]bool {
+	names := map[string]bool{}
+	for _, s := range servers {
+		for alias := range s.Aliases {
+			names[alias] = true
+		}
+	}
+	return names
 }
 
 // sameConnection reports whether two versions of a server share a session:
@@ -317,7 +330,15 @@ func (b *Broker) addLocked(s config.Server, subs []string) {
 	be := &backend{cfg: s}
 	opts := b.opts.Upstream
 	opts.Logger = b.log
-	opts.OnChange = func(cat upstream.Catalog) { b.onChange(be, cat) }
+	opts.OnChange = func(cat upstream.Catalog) {
+		b.whileCurrent(be, func() {
+			b.metrics.catalogUpdates.Add(1)
+			b.reg.sync(be.cfg.Name, namingOf(be.cfg), cat)
+		})
+	}
+	opts.OnListChanged = func(lists upstream.Lists) {
+		b.whileCurrent(be, func() { b.reg.relay(be.cfg.Name, lists) })
+	}
 	opts.OnResourceUpdated = b.resourceUpdated
 	opts.Subscriptions = subs
 	be.up = upstream.New(s, opts)
@@ -328,7 +349,7 @@ func (b *Broker) addLocked(s config.Server, subs []string) {
 
 // removeLocked withdraws a backend's entries and closes its connection in
 // the background: Close waits for the upstream's goroutine, which may itself
-// be waiting for b.mu in onChange.
+// be waiting for b.mu in whileCurrent.
 func (b *Broker) removeLocked(be *backend) {
 	delete(b.backends, be.cfg.Name)
 	b.reg.drop(be.cfg.Name)
@@ -336,16 +357,15 @@ func (b *Broker) removeLocked(be *backend) {
 	b.closing.Go(be.up.Close)
 }
 
-// onChange mirrors a backend's new catalog, unless the backend was removed
-// or replaced meanwhile.
-func (b *Broker) onChange(be *backend, cat upstream.Catalog) {
+// whileCurrent runs f, an upstream callback of be, under b.mu, unless be
+// was removed or replaced meanwhile: its upstream runs until Close
+// returns, which removeLocked does not wait for.
+func (b *Broker) whileCurrent(be *backend, f func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.backends[be.cfg.Name] != be {
-		return
+	if b.backends[be.cfg.Name] == be {
+		f()
 	}
-	b.metrics.catalogUpdates.Add(1)
-	b.reg.sync(be.cfg.Name, be.cfg.Prefix, cat)
 }
 
 // upstream returns the current connection to the named backend, or nil.

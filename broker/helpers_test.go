@@ -93,6 +93,17 @@ func serveBackend(t *testing.T, srv *mcp.Server) string {
 	return url
 }
 
+// serveStatelessBackend serves srv in the go-sdk's stateless mode (the
+// 2026-07-28 era, no sessions), as for a backend marked stateless.
+func serveStatelessBackend(t *testing.T, srv *mcp.Server) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(
+		func(*http.Request) *mcp.Server { return srv },
+		&mcp.StreamableHTTPOptions{Stateless: true}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
 // client is a go-sdk client session through the broker. streamUp is closed
 // once its standalone SSE stream is open: the go-sdk server drops
 // notifications sent before that, so tests expecting one wait for it.

@@ -6,17 +6,17 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/yosida95/uritemplate/v3"
 
 	"github.com/mcpgw/mcpgw/broker/upstream"
+	"github.com/mcpgw/mcpgw/filter/config"
 )
 
 // registry mirrors every backend's catalog into the broker's mcp.Server:
-// tools and prompts under prefix+name, resources and templates under their
-// own URIs. It remembers which backend owns each exposed key, so that a
+// tools and prompts under prefix+name and under their aliases (see
+// exposeAs), resources and templates under their own URIs. It remembers which backend owns each exposed key, so that a
 // backend's update only touches its own entries, and it only re-adds an
 // entry whose definition changed, because every AddTool makes the go-sdk
 // notify connected clients.
@@ -36,7 +36,12 @@ type registry struct {
 	exposed map[string]exposedTool
 	views   map[string]*view
 
-	// last is each backend's latest catalog and prefix, and conflicted the
+	// shadow holds the aliases of every server: exact gateway names that
+	// no prefixed name may take, as in the router, where an alias is
+	// matched before any prefix.
+	shadow map[string]bool
+
+	// last is each backend's latest catalog and naming, and conflicted the
 	// backends that lost a key to another one: when keys are freed, those
 	// are synced again so that they get the keys now available.
 	last       map[string]source
@@ -44,8 +49,21 @@ type registry struct {
 }
 
 type source struct {
-	prefix string
+	naming naming
 	cat    upstream.Catalog
+}
+
+// naming is how a backend's tools and prompts are named in the gateway
+// (config.Server's Prefix and Aliases).
+type naming struct {
+	prefix  string
+	aliases map[string]string // gateway name → the backend's name
+}
+
+func namingOf(s config.Server) naming { return naming{s.Prefix, s.Aliases} }
+
+func (n naming) equal(o naming) bool {
+	return n.prefix == o.prefix && maps.Equal(n.aliases, o.aliases)
 }
 
 // exposedTool is a tool as registered in the aggregated server.
@@ -63,11 +81,15 @@ type view struct {
 	have   map[string]*mcp.Tool // what server has registered
 }
 
-// owner is the backend that owns an exposed key, and the signature (JSON)
-// of the definition registered for it.
+// owner is the backend that owns an exposed key, the signature (JSON) of
+// the definition registered for it, the backend's own name for it (the
+// handler's target, which an alias can change while the definition stays)
+// and how to register it again (relay).
 type owner struct {
-	backend string
-	sig     string
+	backend  string
+	sig      string
+	orig     string
+	register func() error
 }
 
 // handlerFactory makes the proxy handlers for one backend's items, given
@@ -95,18 +117,29 @@ type item[T any] struct {
 	orig string
 }
 
-// sync makes the exposed entries of backend match cat.
-func (r *registry) sync(backend, prefix string, cat upstream.Catalog) {
-	r.last[backend] = source{prefix, cat}
-	r.settle(r.apply(backend, prefix, cat))
+// sync makes the exposed entries of backend match cat, named by n.
+func (r *registry) sync(backend string, n naming, cat upstream.Catalog) {
+	r.last[backend] = source{n, cat}
+	r.settle(r.apply(backend, n, cat))
 	r.syncViews()
+}
+
+// setShadow records the alias names of all servers and reports whether
+// they changed, in which case every backend must be synced again: a
+// prefixed name an alias takes (or gives back) changes owner.
+func (r *registry) setShadow(names map[string]bool) bool {
+	if maps.Equal(r.shadow, names) {
+		return false
+	}
+	r.shadow = names
+	return true
 }
 
 // drop removes every entry of backend.
 func (r *registry) drop(backend string) {
 	delete(r.last, backend)
 	delete(r.conflicted, backend)
-	r.settle(r.apply(backend, "", upstream.Catalog{}))
+	r.settle(r.apply(backend, naming{}, upstream.Catalog{}))
 	r.syncViews()
 }
 
@@ -118,27 +151,60 @@ func (r *registry) settle(freed bool) {
 	for _, b := range slices.Sorted(maps.Keys(r.conflicted)) {
 		delete(r.conflicted, b)
 		src := r.last[b]
-		r.apply(b, src.prefix, src.cat) // only adds: it frees nothing
+		r.apply(b, src.naming, src.cat) // only adds: it frees nothing
 	}
 }
 
 // apply brings backend's entries to cat and reports whether it removed any.
-func (r *registry) apply(backend, prefix string, cat upstream.Catalog) (freed bool) {
+func (r *registry) apply(backend string, n naming, cat upstream.Catalog) (freed bool) {
 	// Each kind is applied first, then or-ed: none may be skipped.
-	freed = r.applyTools(backend, prefix, cat.Tools)
-	freed = r.applyPrompts(backend, prefix, cat.Prompts) || freed
+	freed = r.applyTools(backend, n, cat.Tools)
+	freed = r.applyPrompts(backend, n, cat.Prompts) || freed
 	freed = r.applyResources(backend, cat.Resources) || freed
 	freed = r.applyTemplates(backend, cat.ResourceTemplates) || freed
 	return freed
 }
 
-func (r *registry) applyTools(backend, prefix string, tools []*mcp.Tool) bool {
-	want := map[string]item[*mcp.Tool]{}
-	for _, t := range tools {
-		c := *t // the catalog is shared: rename a copy
-		c.Name = prefix + t.Name
-		want[c.Name] = item[*mcp.Tool]{&c, t.Name}
+// exposeAs returns a backend's tools or prompts by gateway name: each under
+// prefix+name unless an alias (of any server) takes that name, and again
+// under each of the backend's aliases whose target it has. renamed returns
+// a renamed copy: the catalog is shared.
+func exposeAs[T any](r *registry, n naming, defs []T, name func(T) string, renamed func(T, string) T) map[string]item[T] {
+	want := make(map[string]item[T], len(defs))
+	byName := make(map[string]T, len(defs))
+	for _, d := range defs {
+		orig := name(d)
+		byName[orig] = d
+		if key := n.prefix + orig; !r.shadow[key] {
+			want[key] = item[T]{renamed(d, key), orig}
+		}
 	}
+	for alias, orig := range n.aliases {
+		if d, ok := byName[orig]; ok {
+			want[alias] = item[T]{renamed(d, alias), orig}
+		}
+	}
+	return want
+}
+
+func toolName(t *mcp.Tool) string { return t.Name }
+
+func renamedTool(t *mcp.Tool, name string) *mcp.Tool {
+	c := *t
+	c.Name = name
+	return &c
+}
+
+func promptName(p *mcp.Prompt) string { return p.Name }
+
+func renamedPrompt(p *mcp.Prompt, name string) *mcp.Prompt {
+	c := *p
+	c.Name = name
+	return &c
+}
+
+func (r *registry) applyTools(backend string, n naming, tools []*mcp.Tool) bool {
+	want := exposeAs(r, n, tools, toolName, renamedTool)
 	return syncKind(r, "tool", r.tools, backend, want, func(it item[*mcp.Tool]) error {
 		h := r.handlers.tool(backend, it.orig)
 		if err := addTool(r.server, it.def, h); err != nil {
@@ -154,6 +220,55 @@ func (r *registry) removeTools(names ...string) {
 	for _, n := range names {
 		delete(r.exposed, n)
 	}
+}
+
+// relay tells the clients of the lists backend announced a change of,
+// when it has entries in them, that they changed, even though its entries
+// look the same (see upstream.Options.OnListChanged). The go-sdk (v1.8.0)
+// has no call that only sends list_changed, but it sends one to every
+// session and listen subscriber whenever an entry is registered, without
+// comparing it with the entry it replaces, and debounces those of a burst
+// into one notification: so registering one of the backend's entries
+// again announces its list, once. A virtual server is told when it offers
+// one of the backend's tools.
+func (r *registry) relay(backend string, lists upstream.Lists) {
+	if lists.Has(upstream.ToolList) {
+		r.reregister("tool", backend, r.tools)
+		for _, name := range slices.Sorted(maps.Keys(r.views)) {
+			v := r.views[name]
+			for tool := range v.have { // v.have[tool] is r.exposed[tool].def: views are synced
+				if r.tools[tool].backend == backend {
+					cur := r.exposed[tool]
+					if err := addTool(v.server, cur.def, cur.h); err != nil {
+						r.log.Warn("relaying a list change failed", "kind", "tool", "name", tool, "virtualServer", name, "error", err)
+					}
+					break
+				}
+			}
+		}
+	}
+	if lists.Has(upstream.PromptList) {
+		r.reregister("prompt", backend, r.prompts)
+	}
+	// One resources/list_changed covers both lists.
+	if lists.Has(upstream.ResourceList) && !r.reregister("resource", backend, r.resources) {
+		r.reregister("resource template", backend, r.templates)
+	}
+}
+
+// reregister registers one of backend's entries in owners again, reporting
+// whether it has any. It cannot fail, having succeeded with the same
+// definition, but is checked like any registration.
+func (r *registry) reregister(kind, backend string, owners map[string]owner) bool {
+	for key, o := range owners {
+		if o.backend == backend {
+			if err := o.register(); err != nil {
+				r.log.Warn("relaying a list change failed", "kind", kind, "name", key, "server", backend, "error", err)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // setView makes server the view of the named virtual server, offering the
@@ -216,13 +331,8 @@ func (r *registry) syncView(name string, v *view) {
 	}
 }
 
-func (r *registry) applyPrompts(backend, prefix string, prompts []*mcp.Prompt) bool {
-	want := map[string]item[*mcp.Prompt]{}
-	for _, p := range prompts {
-		c := *p
-		c.Name = prefix + p.Name
-		want[c.Name] = item[*mcp.Prompt]{&c, p.Name}
-	}
+func (r *registry) applyPrompts(backend string, n naming, prompts []*mcp.Prompt) bool {
+	want := exposeAs(r, n, prompts, promptName, renamedPrompt)
 	return syncKind(r, "prompt", r.prompts, backend, want, func(it item[*mcp.Prompt]) error {
 		return catch(func() { r.server.AddPrompt(it.def, r.handlers.prompt(backend, it.orig)) })
 	}, r.server.RemovePrompts)
@@ -282,7 +392,7 @@ func syncKind[T any](r *registry, kind string, owners map[string]owner, backend 
 			r.reject(kind, key, backend, fmt.Errorf("already provided by server %q", o.backend))
 			continue
 		}
-		if taken && o.sig == string(sig) {
+		if taken && o.sig == string(sig) && o.orig == it.orig {
 			continue
 		}
 		if err := add(it); err != nil {
@@ -294,7 +404,7 @@ func syncKind[T any](r *registry, kind string, owners map[string]owner, backend 
 			}
 			continue
 		}
-		owners[key] = owner{backend: backend, sig: string(sig)}
+		owners[key] = owner{backend: backend, sig: string(sig), orig: it.orig, register: func() error { return add(it) }}
 	}
 	return freed
 }
@@ -325,18 +435,11 @@ func catch(f func()) (err error) {
 	return nil
 }
 
-// promptOwner returns the backend that owns the exposed prompt name, and
-// the backend's own name for it.
+// promptOwner returns the backend that owns the exposed prompt name (a
+// prefixed name or an alias), and the backend's own name for it.
 func (r *registry) promptOwner(name string) (backend, orig string, ok bool) {
 	o, ok := r.prompts[name]
-	if !ok {
-		return "", "", false
-	}
-	prefix := r.last[o.backend].prefix
-	if !strings.HasPrefix(name, prefix) { // cannot happen: exposed as prefix+name
-		return "", "", false
-	}
-	return o.backend, name[len(prefix):], true
+	return o.backend, o.orig, ok
 }
 
 // resourceOwner returns the backend that owns uri: an exposed resource, a

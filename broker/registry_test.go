@@ -80,8 +80,8 @@ func listed(t *testing.T, cs *mcp.ClientSession) []string {
 func TestRegistryConflictFirstOwnerWins(t *testing.T) {
 	r, cs, failures := registryUnderTest(t)
 	// "a_" + "b_x" and "a_b_" + "x" both expose "a_b_x".
-	r.sync("one", "a_", upstream.Catalog{Tools: []*mcp.Tool{tool("b_x"), tool("y")}})
-	r.sync("two", "a_b_", upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
+	r.sync("one", naming{prefix: "a_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("b_x"), tool("y")}})
+	r.sync("two", naming{prefix: "a_b_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
 	if got := callText(t, cs, "a_b_x"); got != "one/b_x" {
 		t.Errorf("a_b_x -> %s, want one/b_x", got)
 	}
@@ -100,7 +100,7 @@ func TestRegistryConflictFirstOwnerWins(t *testing.T) {
 
 func TestRegistrySkipsInvalidDefinitions(t *testing.T) {
 	r, cs, failures := registryUnderTest(t)
-	r.sync("b", "p_", upstream.Catalog{
+	r.sync("b", naming{prefix: "p_"}, upstream.Catalog{
 		Tools: []*mcp.Tool{
 			tool("ok"),
 			{Name: "no_schema"},
@@ -138,19 +138,19 @@ func TestRegistryOnlyReaddsChanges(t *testing.T) {
 		}
 		settle := func() { time.Sleep(time.Second); synctest.Wait() }
 
-		r.sync("b", "p_", upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
+		r.sync("b", naming{prefix: "p_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
 		settle()
 		if n := notified.Load(); n != 1 {
 			t.Errorf("after the first sync: %d notifications, want 1 (debounced)", n)
 		}
-		r.sync("b", "p_", upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}}) // equal, not identical
+		r.sync("b", naming{prefix: "p_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}}) // equal, not identical
 		settle()
 		if n := notified.Load(); n != 1 {
 			t.Errorf("after an equal sync: %d notifications, want still 1", n)
 		}
 		changed := tool("x")
 		changed.Description = "now documented"
-		r.sync("b", "p_", upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
+		r.sync("b", naming{prefix: "p_"}, upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
 		settle()
 		if n := notified.Load(); n != 2 {
 			t.Errorf("after a change: %d notifications, want 2", n)
@@ -186,7 +186,7 @@ func viewUnderTest(t *testing.T) (*mcp.Server, *mcp.ClientSession) {
 func TestRegistryViews(t *testing.T) {
 	r, _, _ := registryUnderTest(t)
 	vsrv, vc := viewUnderTest(t)
-	r.sync("a", "a_", upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
+	r.sync("a", naming{prefix: "a_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
 	r.setView("v", vsrv, []string{"a_x", "b_z"}) // b_z: not exposed yet
 	if got := listed(t, vc); !slices.Equal(got, []string{"a_x"}) {
 		t.Errorf("view = %v, want [a_x]", got)
@@ -194,20 +194,20 @@ func TestRegistryViews(t *testing.T) {
 	if got := callText(t, vc, "a_x"); got != "a/x" {
 		t.Errorf("a_x through the view -> %s", got)
 	}
-	r.sync("b", "b_", upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
+	r.sync("b", naming{prefix: "b_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
 	if got := listed(t, vc); !slices.Equal(got, []string{"a_x", "b_z"}) {
 		t.Errorf("after b: view = %v", got)
 	}
 	// A changed definition reaches the view.
 	changed := tool("x")
 	changed.Description = "v2"
-	r.sync("a", "a_", upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
+	r.sync("a", naming{prefix: "a_"}, upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
 	res, err := vc.ListTools(t.Context(), nil)
 	if err != nil || len(res.Tools) != 2 || res.Tools[0].Description != "v2" {
 		t.Errorf("after the change: %v, %v", res, err)
 	}
 	// A conflicting backend does not take the view's tool.
-	r.sync("c", "a_", upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
+	r.sync("c", naming{prefix: "a_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
 	if got := callText(t, vc, "a_x"); got != "a/x" {
 		t.Errorf("a_x after a conflict -> %s", got)
 	}
@@ -228,5 +228,53 @@ func TestRegistryViews(t *testing.T) {
 	r.drop("b")
 	if got := listed(t, vc); !slices.Equal(got, []string{"b_z"}) {
 		t.Errorf("a dropped view changed: %v", got) // its server is the broker's to close
+	}
+}
+
+// TestRegistryAliases: an alias lists its target's definition under the
+// alias and calls the target; it takes its name from any prefixed name (as
+// the router matches it first), follows a new target, and goes with its
+// target or its config.
+func TestRegistryAliases(t *testing.T) {
+	r, cs, failures := registryUnderTest(t)
+	vsrv, vc := viewUnderTest(t)
+	r.setView("v", vsrv, []string{"x"})
+	a := naming{prefix: "a_", aliases: map[string]string{"x": "x", "b_z": "y", "ghost": "nope"}}
+	b := naming{prefix: "b_"}
+	r.setShadow(map[string]bool{"x": true, "b_z": true, "ghost": true})
+	r.sync("b", b, upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
+	r.sync("a", a, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
+	if got, want := listed(t, cs), []string{"a_x", "a_y", "b_z", "x"}; !slices.Equal(got, want) {
+		t.Errorf("tools = %v, want %v", got, want)
+	}
+	for name, want := range map[string]string{"x": "a/x", "b_z": "a/y", "a_y": "a/y"} {
+		if got := callText(t, cs, name); got != want {
+			t.Errorf("%s -> %s, want %s", name, got, want)
+		}
+	}
+	if got := callText(t, vc, "x"); got != "a/x" {
+		t.Errorf("x through a view -> %s", got)
+	}
+	// A new target with an identical definition still changes the handler.
+	a.aliases = map[string]string{"x": "y"}
+	r.setShadow(map[string]bool{"x": true})
+	r.sync("a", a, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
+	r.sync("b", b, upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
+	if got := callText(t, cs, "x"); got != "a/y" {
+		t.Errorf("retargeted x -> %s, want a/y", got)
+	}
+	if got := callText(t, cs, "b_z"); got != "b/z" {
+		t.Errorf("b_z after its alias went -> %s, want b/z", got)
+	}
+	// The target goes: so does the alias, from the view too.
+	r.sync("a", a, upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
+	if got, want := listed(t, cs), []string{"a_x", "b_z"}; !slices.Equal(got, want) {
+		t.Errorf("tools without the target = %v, want %v", got, want)
+	}
+	if got := listed(t, vc); len(got) != 0 {
+		t.Errorf("view without the target = %v", got)
+	}
+	if failures.Load() != 0 {
+		t.Errorf("failures = %d, want 0", failures.Load())
 	}
 }

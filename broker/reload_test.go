@@ -233,3 +233,66 @@ func TestSameConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyAliases: aliases appear and go with config reloads and with the
+// backend's own list, each time with list_changed; a call through the broker
+// reaches the target, also when the alias takes another server's prefixed
+// name.
+func TestApplyAliases(t *testing.T) {
+	echoSrv := mcptest.NewEchoServer("e1")
+	echo := config.Server{Name: "echo", URL: serveBackend(t, echoSrv), Prefix: "echo_"}
+	math := config.Server{Name: "math", URL: serveBackend(t, mcptest.NewMathServer("m1")), Prefix: "math_"}
+	h := newHarness(t, testConfig(t, echo, math))
+	h.waitState(t, "echo", upstream.StateReady)
+	h.waitState(t, "math", upstream.StateReady)
+	notified := make(chan struct{}, 10)
+	c := connect(t, h.url, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { notified <- struct{}{} },
+	})
+	<-c.streamUp
+	whoami := func(name string) string {
+		t.Helper()
+		res, err := c.CallTool(t.Context(), &mcp.CallToolParams{Name: name})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return textOf(t, res)
+	}
+
+	echo.Aliases = map[string]string{"who": "whoami", "math_whoami": "whoami", "later": "late", "hello": "greet"}
+	if err := h.b.Apply(testConfig(t, echo, math)); err != nil {
+		t.Fatal(err)
+	}
+	waitNotified(t, notified)
+	c.waitTools(t, "aliases added", func(n []string) bool { return slices.Contains(n, "who") })
+	if got, want := c.toolNames(t), []string{"echo_echo", "echo_whoami", "math_add", "math_whoami", "who"}; !slices.Equal(got, want) {
+		t.Errorf("tools = %v, want %v", got, want)
+	}
+	if got := whoami("who"); got != "e1" {
+		t.Errorf("who -> %q, want e1", got)
+	}
+	if got := whoami("math_whoami"); got != "e1" {
+		t.Errorf("math_whoami, an alias of echo's -> %q, want e1", got)
+	}
+	prompts, err := c.ListPrompts(t.Context(), nil)
+	if err != nil || len(prompts.Prompts) != 2 || prompts.Prompts[1].Name != "hello" {
+		t.Errorf("prompts = %v, %v; want echo_greet and hello", prompts, err)
+	}
+	if res, err := c.GetPrompt(t.Context(), &mcp.GetPromptParams{Name: "hello", Arguments: map[string]string{"who": "x"}}); err != nil || res.Description != "greeting from e1" {
+		t.Errorf("hello = %v, %v", res, err)
+	}
+
+	// The backend adds the target of "later".
+	mcptest.AddStaticTool(echoSrv, "late", "late")
+	c.waitTools(t, "alias of a new tool", func(n []string) bool { return slices.Contains(n, "later") })
+
+	// The aliases go: math gets its name back.
+	echo.Aliases = nil
+	if err := h.b.Apply(testConfig(t, echo, math)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitTools(t, "aliases removed", func(n []string) bool { return !slices.Contains(n, "who") })
+	if got := whoami("math_whoami"); got != "m1" {
+		t.Errorf("math_whoami after the alias went -> %q, want m1", got)
+	}
+}

@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -21,10 +19,7 @@ import (
 // which re-lists and notifies its own clients of both eras.
 func TestStatelessBackendListChanged(t *testing.T) {
 	echo := mcptest.NewEchoServer("e1")
-	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(
-		func(*http.Request) *mcp.Server { return echo },
-		&mcp.StreamableHTTPOptions{Stateless: true}))
-	t.Cleanup(ts.Close)
+	ts := serveStatelessBackend(t, echo)
 	h := newHarness(t, testConfig(t, config.Server{Name: "echo", URL: ts.URL, Prefix: "echo_", Stateless: true}))
 	ready := h.waitState(t, "echo", upstream.StateReady)
 	if ready.ProtocolVersion != "2026-07-28" {

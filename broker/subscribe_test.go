@@ -93,11 +93,13 @@ func (d *docsBackend) subscribes() int {
 	return d.total
 }
 
-// docsHarness serves a docsBackend behind a broker with the prefix "docs_".
+// docsHarness serves a docsBackend behind a broker with the prefix "docs_"
+// and the alias "summary" of its prompt "summarize".
 func docsHarness(t *testing.T) (*harness, *docsBackend) {
 	t.Helper()
 	d := newDocsBackend()
-	h := newHarness(t, testConfig(t, config.Server{Name: "docs", URL: serveBackend(t, d.srv), Prefix: "docs_"}))
+	h := newHarness(t, testConfig(t, config.Server{Name: "docs", URL: serveBackend(t, d.srv), Prefix: "docs_",
+		Aliases: map[string]string{"summary": "summarize"}}))
 	h.waitState(t, "docs", upstream.StateReady)
 	return h, d
 }
@@ -186,22 +188,26 @@ func TestCapabilitiesDeclareCompletionsAndSubscribe(t *testing.T) {
 	}
 }
 
-func TestCompletionForPrefixedPrompt(t *testing.T) {
+// TestCompletionForPrompt: a prompt is completed by its prefixed name and
+// by its alias, the backend seeing its own name each time.
+func TestCompletionForPrompt(t *testing.T) {
 	h, d := docsHarness(t)
 	c := connect(t, h.url, nil)
-	res, err := c.Complete(t.Context(), &mcp.CompleteParams{
-		Ref:      &mcp.CompleteReference{Type: "ref/prompt", Name: "docs_summarize"},
-		Argument: mcp.CompleteParamsArgument{Name: "style", Value: "br"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"br-short", "br-long"}; !slices.Equal(res.Completion.Values, want) || res.Completion.Total != 2 {
-		t.Errorf("completion = %+v, want values %v", res.Completion, want)
+	for _, name := range []string{"docs_summarize", "summary"} {
+		res, err := c.Complete(t.Context(), &mcp.CompleteParams{
+			Ref:      &mcp.CompleteReference{Type: "ref/prompt", Name: name},
+			Argument: mcp.CompleteParamsArgument{Name: "style", Value: "br"},
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if want := []string{"br-short", "br-long"}; !slices.Equal(res.Completion.Values, want) || res.Completion.Total != 2 {
+			t.Errorf("%s: completion = %+v, want values %v", name, res.Completion, want)
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if want := []string{"summarize:style=br"}; !slices.Equal(d.argsOf, want) {
+	if want := []string{"summarize:style=br", "summarize:style=br"}; !slices.Equal(d.argsOf, want) {
 		t.Errorf("backend got %v, want %v", d.argsOf, want)
 	}
 }

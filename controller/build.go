@@ -13,6 +13,7 @@ package controller
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -93,19 +94,12 @@ func Build(in Input) Output {
 		VirtualServerResults: map[types.NamespacedName]VirtualServerResult{},
 	}
 	idx := newIndex(in)
-	prefixOwner := map[string]string{}
+	owners := nameOwners{prefixes: map[string]string{}, aliases: map[string]string{}}
 	for _, reg := range oldestFirst(in.Registrations) {
 		key := types.NamespacedName{Namespace: reg.Namespace, Name: reg.Name}
 		srv, cred, cond := idx.resolve(reg)
 		if cond.Status == metav1.ConditionTrue {
-			// The oldest registration keeps a contested prefix, so adding a
-			// newer one can never take a working server away.
-			if owner, taken := prefixOwner[srv.Prefix]; taken {
-				cond = notAccepted(v1alpha1.ReasonPrefixConflict,
-					"prefix %q is already used by the older registration %s", srv.Prefix, owner)
-			} else {
-				prefixOwner[srv.Prefix] = srv.Name
-			}
+			cond = owners.claim(srv)
 		}
 		res := RegistrationResult{Accepted: cond}
 		if cond.Status == metav1.ConditionTrue {
@@ -120,6 +114,33 @@ func Build(in Input) Output {
 	slices.SortFunc(out.Config.Servers, func(a, b config.Server) int { return strings.Compare(a.Name, b.Name) })
 	out.Config.VirtualServers, out.VirtualServerResults = buildVirtualServers(in.VirtualServers, out.Config.Servers)
 	return out
+}
+
+// nameOwners maps the prefixes and aliases of the accepted registrations so
+// far to the servers that have them.
+type nameOwners struct {
+	prefixes, aliases map[string]string
+}
+
+// claim gives srv its prefix and aliases, or returns why it cannot have
+// them. Registrations claim oldest first: the oldest keeps a contested name,
+// so adding a newer registration can never take a working server away.
+func (o nameOwners) claim(srv *config.Server) metav1.Condition {
+	if owner, taken := o.prefixes[srv.Prefix]; taken {
+		return notAccepted(v1alpha1.ReasonPrefixConflict,
+			"prefix %q is already used by the older registration %s", srv.Prefix, owner)
+	}
+	for _, alias := range slices.Sorted(maps.Keys(srv.Aliases)) {
+		if owner, taken := o.aliases[alias]; taken {
+			return notAccepted(v1alpha1.ReasonAliasConflict,
+				"alias %q is already used by the older registration %s", alias, owner)
+		}
+	}
+	o.prefixes[srv.Prefix] = srv.Name
+	for alias := range srv.Aliases {
+		o.aliases[alias] = srv.Name
+	}
+	return accepted()
 }
 
 // oldestFirst orders registrations by creation time, then by namespace and
@@ -151,8 +172,8 @@ func notAccepted(reason, format string, args ...any) metav1.Condition {
 }
 
 // buildVirtualServers puts every valid virtual server into the config,
-// named "namespace/name" (served at /mcp/namespace/name). A tool without the
-// prefix of an accepted server is reported, not dropped, since its
+// named "namespace/name" (served at /mcp/namespace/name). A tool that is
+// neither an alias nor carries the prefix of an accepted server is reported, not dropped, since its
 // registration may simply not have arrived yet; the broker lists only the
 // tools that exist.
 func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Server) ([]config.VirtualServer, map[types.NamespacedName]VirtualServerResult) {
@@ -184,12 +205,12 @@ func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Serve
 			Accepted: metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue,
 				Reason: v1alpha1.ReasonAccepted, Message: "the virtual server is in the gateway config, served at " + config.VirtualServerPath(v.Name)},
 			ResolvedRefs: metav1.Condition{Type: v1alpha1.ConditionResolvedRefs, Status: metav1.ConditionTrue,
-				Reason: v1alpha1.ReasonResolved, Message: "every tool carries the prefix of an accepted server"},
+				Reason: v1alpha1.ReasonResolved, Message: "every tool carries the prefix of, or is an alias of, an accepted server"},
 		}
 		if unknown := unresolvedTools(tools, servers); len(unknown) > 0 {
 			res.ResolvedRefs.Status = metav1.ConditionFalse
 			res.ResolvedRefs.Reason = v1alpha1.ReasonUnknownTools
-			res.ResolvedRefs.Message = "no accepted server has the prefix of: " + strings.Join(unknown, ", ")
+			res.ResolvedRefs.Message = "no accepted server has the prefix or alias of: " + strings.Join(unknown, ", ")
 		}
 		results[key] = res
 	}
@@ -200,7 +221,7 @@ func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Serve
 func unresolvedTools(tools []string, servers []config.Server) []string {
 	var unknown []string
 	for _, t := range tools {
-		if !slices.ContainsFunc(servers, func(s config.Server) bool { return strings.HasPrefix(t, s.Prefix) }) {
+		if !slices.ContainsFunc(servers, func(s config.Server) bool { return s.Aliases[t] != "" || strings.HasPrefix(t, s.Prefix) }) {
 			unknown = append(unknown, t)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -79,10 +80,12 @@ func (idx *index) resolve(reg v1alpha1.MCPServerRegistration) (*config.Server, *
 		return nil, nil, *cond
 	}
 	srv := &config.Server{
-		Name:     reg.Namespace + "/" + reg.Name,
-		URL:      idx.backendURL(route.Namespace, backend, reg.Spec.Path),
-		Hostname: hostname,
-		Prefix:   reg.Spec.Prefix,
+		Name:      reg.Namespace + "/" + reg.Name,
+		URL:       idx.backendURL(route.Namespace, backend, reg.Spec.Path),
+		Hostname:  hostname,
+		Prefix:    reg.Spec.Prefix,
+		Aliases:   maps.Clone(reg.Spec.Aliases),
+		Stateless: reg.Spec.Stateless,
 	}
 	if addr, ok := idx.in.ServiceAddresses[serviceKey(route.Namespace, backend)]; ok {
 		// Reached directly, outside the cluster (Options.ServiceAddresses).

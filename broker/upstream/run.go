@@ -128,9 +128,13 @@ func (u *Upstream) refresh(ctx context.Context, cs *mcp.ClientSession) error {
 func (u *Upstream) reload(ctx context.Context, cs *mcp.ClientSession, probing bool) error {
 	lctx, cancel := context.WithTimeout(ctx, u.opts.RequestTimeout)
 	defer cancel()
+	announced := u.takeAnnounced()
 	cat, err := discover(lctx, cs)
 	if err == nil {
 		u.publish(cat, cs)
+		if announced != 0 {
+			u.opts.OnListChanged(announced)
+		}
 		return nil
 	}
 	if uerr := (*url.Error)(nil); probing && errors.As(err, &uerr) {

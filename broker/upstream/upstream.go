@@ -55,6 +55,19 @@ var supportedVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
 // supports, newest first.
 func SupportedProtocolVersions() []string { return slices.Clone(supportedVersions) }
 
+// Lists is a set of the lists a backend can announce a change of, with
+// notifications/{tools,prompts,resources}/list_changed.
+type Lists uint8
+
+const (
+	ToolList Lists = 1 << iota
+	PromptList
+	ResourceList // resources and resource templates alike
+)
+
+// Has reports whether l includes all of m.
+func (l Lists) Has(m Lists) bool { return l&m == m }
+
 // Catalog is what a backend offers, with its own (unprefixed) names.
 type Catalog struct {
 	Tools             []*mcp.Tool
@@ -98,6 +111,15 @@ type Options struct {
 	// invalid. Calls for one Upstream are never concurrent; OnChange must
 	// not call Close.
 	OnChange func(Catalog)
+	// OnListChanged, if set, is called after each successful re-list that
+	// the backend's list_changed notifications prompted, with the lists
+	// they announced (after OnChange if the catalog changed). It is called
+	// even when the catalog looks the same: the backend may have changed
+	// what its definitions do not show, and the clients of those lists
+	// expect the announcement. The notifications of a burst share one
+	// re-list, hence one call. Calls are never concurrent with each other
+	// or with OnChange; OnListChanged must not call Close.
+	OnListChanged func(Lists)
 	// OnResourceUpdated, if set, is called with the URI of each
 	// notifications/resources/updated the backend sends, and once for each
 	// subscribed URI after a reconnect re-subscribed it (the resource may
@@ -128,6 +150,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.OnChange == nil {
 		o.OnChange = func(Catalog) {}
+	}
+	if o.OnListChanged == nil {
+		o.OnListChanged = func(Lists) {}
 	}
 	if o.OnResourceUpdated == nil {
 		o.OnResourceUpdated = func(string) {}
@@ -160,6 +185,9 @@ type Upstream struct {
 	// subs are the resource URIs subscribed to with Subscribe, which a
 	// new session re-subscribes.
 	subs map[string]bool
+	// announced are the lists the backend announced a change of since the
+	// last re-list took them (see OnListChanged).
+	announced Lists
 }
 
 // New returns an Upstream for srv. Call Start to connect.
@@ -234,16 +262,16 @@ func (u *Upstream) Session() (*mcp.ClientSession, error) {
 }
 
 // newClient makes the go-sdk client used for every connection attempt. Its
-// list_changed handlers only signal the run loop: re-listing from inside a
-// notification handler would hold up the session's reader.
+// list_changed handlers only record the announcement and signal the run
+// loop: re-listing from inside a notification handler would hold up the
+// session's reader.
 func (u *Upstream) newClient() *mcp.Client {
-	signal := u.requestRelist
 	c := mcp.NewClient(&mcp.Implementation{Name: "mcpgw-broker", Version: "v1"}, &mcp.ClientOptions{
 		Logger:                     u.log,
 		Capabilities:               &mcp.ClientCapabilities{}, // no roots, sampling or elicitation to offer
-		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { signal() },
-		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { signal() },
-		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { signal() },
+		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { u.announce(ToolList) },
+		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { u.announce(PromptList) },
+		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { u.announce(ResourceList) },
 		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
 			if req.Params != nil && req.Params.URI != "" {
 				u.opts.OnResourceUpdated(req.Params.URI)
@@ -252,6 +280,26 @@ func (u *Upstream) newClient() *mcp.Client {
 	})
 	c.AddSendingMiddleware(captureInitialize)
 	return c
+}
+
+// announce records the backend's list_changed for lists and makes the run
+// loop re-list.
+func (u *Upstream) announce(lists Lists) {
+	u.mu.Lock()
+	u.announced |= lists
+	u.mu.Unlock()
+	u.requestRelist()
+}
+
+// takeAnnounced returns and clears the lists announced so far. A re-list
+// takes them before listing, so that an announcement made while it lists
+// waits for the re-list it signals, which sees that change.
+func (u *Upstream) takeAnnounced() Lists {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	l := u.announced
+	u.announced = 0
+	return l
 }
 
 // requestRelist makes the run loop re-list, without blocking.

@@ -205,6 +205,45 @@ func TestListChangedRelists(t *testing.T) {
 	}
 }
 
+// OnListChanged reports the lists a backend announced, also when the
+// re-list finds nothing new, and only those: the re-lists the Upstream
+// makes on its own (a stateless backend's probes here) report nothing.
+func TestOnListChangedReportsAnnouncements(t *testing.T) {
+	srv := mcptest.NewEchoServer("e1")
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(
+		func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true}))
+	t.Cleanup(ts.Close)
+	changes, announced := make(chan Catalog, 10), make(chan Lists, 10)
+	opts := fast()
+	opts.OnChange = func(c Catalog) { changes <- c }
+	opts.OnListChanged = func(l Lists) { announced <- l }
+	u := start(t, config.Server{Name: "echo", URL: ts.URL, Stateless: true}, opts)
+	<-changes
+	waitState(t, u, StateReady)
+
+	for _, want := range []bool{true, false} { // added, then the same again
+		mcptest.AddStaticTool(srv, "extra", "hi")
+		select {
+		case l := <-announced:
+			if l != ToolList {
+				t.Errorf("announced %b, want tools only (%b)", l, ToolList)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no OnListChanged")
+		}
+		if changed := len(changes) > 0; changed != want { // OnChange precedes OnListChanged
+			t.Errorf("OnChange called: %v, want %v", changed, want)
+		}
+		for len(changes) > 0 {
+			<-changes
+		}
+	}
+	time.Sleep(6 * opts.PingInterval) // several probes
+	if len(announced) != 0 || len(changes) != 0 {
+		t.Errorf("probes reported %d announcements, %d changes", len(announced), len(changes))
+	}
+}
+
 func TestBackendDownThenBack(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

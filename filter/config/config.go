@@ -80,6 +80,14 @@ type Server struct {
 	// Prefix is prepended to the server's tool and prompt names in the
 	// aggregated lists. It may be empty for at most one server.
 	Prefix string `json:"prefix"`
+	// Aliases map extra gateway names to the server's own (unprefixed)
+	// tool or prompt names: {"test_simple_text": "test_simple_text"}
+	// offers the backend's test_simple_text under that exact name as well
+	// as under Prefix+"test_simple_text". They exist for clients that call
+	// fixed names and cannot be taught a prefix. An alias name is unique
+	// across all servers and, for an exact match, takes precedence over
+	// every prefix (see validateAliases).
+	Aliases map[string]string `json:"aliases,omitempty"`
 	// Credential, if set, is sent to the backend on every request.
 	Credential *Credential `json:"credential,omitempty"`
 	// Stateless declares that the backend serves the stateless protocol
@@ -226,8 +234,10 @@ func (c *Config) Validate() error {
 	}
 	names := map[string]int{}
 	prefixes := map[string]int{}
+	aliases := map[string]int{}
 	for i := range c.Servers {
 		errs = append(errs, c.Servers[i].validate(i, names, prefixes)...)
+		errs = append(errs, c.Servers[i].validateAliases(i, aliases)...)
 	}
 	vsNames := map[string]int{}
 	for i := range c.VirtualServers {

@@ -151,6 +151,34 @@ func TestParse(t *testing.T) {
 				Servers: []Server{ok("a", "http://[::1]:9000/mcp", "a", "a."), ok("b", "HTTPS://B.example", "b-1.example.com:443", "B-")}},
 		},
 		{
+			name: "aliases",
+			in: minimal + "servers:\n" +
+				server("name: a, url: 'http://a/', hostname: a, prefix: a_, aliases: {test_simple_text: test_simple_text, b_x: x}") +
+				server("name: b, url: 'http://b/', hostname: b, prefix: b_, aliases: {'café \"q\"': yy}"),
+			want: &Config{Version: Version,
+				Gateway: Gateway{SessionKey: SecretRef{Env: "MCPGW_TEST_KEY"},
+					MaxRequestBodyBytes: DefaultMaxRequestBodyBytes, MaxSessions: DefaultMaxSessions},
+				Servers: []Server{
+					{Name: "a", URL: "http://a/", Hostname: "a", Prefix: "a_",
+						Aliases: map[string]string{"test_simple_text": "test_simple_text", "b_x": "x"}},
+					{Name: "b", URL: "http://b/", Hostname: "b", Prefix: "b_", Aliases: map[string]string{`café "q"`: "yy"}},
+				}},
+		},
+		{
+			name: "every alias problem reported, in name order",
+			in: minimal + "servers:\n" +
+				server("name: a, url: 'http://a/', hostname: a, prefix: a_, aliases: {z: '', '': x, dup: x, \"c\\r\": x, ok: \"t\\n\"}") +
+				server("name: b, url: 'http://b/', hostname: b, prefix: b_, aliases: {dup: yy, long: "+strings.Repeat("n", 129)+"}"),
+			wantErr: lines(
+				`servers[0].aliases[""]: alias name is empty`,
+				`servers[0].aliases["c\r"]: alias name contains control character U+000D`,
+				`servers[0].aliases["ok"]: target name contains control character U+000A`,
+				`servers[0].aliases["z"]: target name is empty`,
+				`servers[1].aliases["dup"]: already an alias of servers[0]`,
+				`servers[1].aliases["long"]: target name is longer than 128 bytes`,
+			),
+		},
+		{
 			name: "virtual servers",
 			in: minimal + lines("virtualServers:",
 				"- {name: team-a/dev, description: For development., tools: [weather_forecast, gh_search]}",

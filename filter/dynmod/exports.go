@@ -131,8 +131,19 @@ func envoy_dynamic_module_on_http_filter_response_headers(envoy, fh C.uintptr_t,
 }
 
 //export envoy_dynamic_module_on_http_filter_response_body
-func envoy_dynamic_module_on_http_filter_response_body(envoy, fh C.uintptr_t, endOfStream C.bool) C.int32_t {
-	return bodyContinue // nothing to do, nothing can panic
+func envoy_dynamic_module_on_http_filter_response_body(envoy, fh C.uintptr_t, endOfStream C.bool) (st C.int32_t) {
+	f := slots.get(uintptr(fh))
+	if f == nil {
+		return bodyContinue
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("response_body", r)
+			f.relaying = false // the rest of the response passes untouched
+			st = bodyContinue
+		}
+	}()
+	return f.onResponseBody(bool(endOfStream))
 }
 
 //export envoy_dynamic_module_on_http_filter_response_trailers

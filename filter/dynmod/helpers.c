@@ -142,6 +142,25 @@ void mcpgw_response_header(uintptr_t f, int key, envoy_dynamic_module_type_envoy
   }
 }
 
+size_t mcpgw_response_body(uintptr_t f, envoy_dynamic_module_type_envoy_buffer* out, size_t cap) {
+  size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(f, MCPGW_RECEIVED_RESPONSE_BODY);
+  if (n > cap || n == 0) {
+    return n;
+  }
+  if (!envoy_dynamic_module_callback_http_get_body_chunks(f, MCPGW_RECEIVED_RESPONSE_BODY, out)) {
+    return 0;
+  }
+  return n;
+}
+
+void mcpgw_replace_response_chunk(uintptr_t f, const char* body, size_t body_len) {
+  envoy_dynamic_module_callback_http_drain_body(f, MCPGW_RECEIVED_RESPONSE_BODY, SIZE_MAX);
+  if (body_len > 0) {
+    envoy_dynamic_module_type_module_buffer data = {body, body_len};
+    envoy_dynamic_module_callback_http_append_body(f, MCPGW_RECEIVED_RESPONSE_BODY, data);
+  }
+}
+
 void mcpgw_send_json(uintptr_t f, uint32_t status, const char* body, size_t body_len,
                      const char* details, size_t details_len) {
   static const char ct_key[] = "content-type";

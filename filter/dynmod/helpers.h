@@ -45,6 +45,15 @@ uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream);
 // Reads the response header keys[key] into out (ptr NULL when absent).
 void mcpgw_response_header(uintptr_t f, int key, envoy_dynamic_module_type_envoy_buffer* out);
 
+// Fills out[0, cap) with the chunks of the response body data the current
+// response body hook received, and returns how many it has (more than cap:
+// call again bigger).
+size_t mcpgw_response_body(uintptr_t f, envoy_dynamic_module_type_envoy_buffer* out, size_t cap);
+
+// Replaces the response body data of the current response body hook with
+// body (which may be empty).
+void mcpgw_replace_response_chunk(uintptr_t f, const char* body, size_t body_len);
+
 // Sends a local reply with content-type: application/json.
 void mcpgw_send_json(uintptr_t f, uint32_t status, const char* body, size_t body_len,
                      const char* details, size_t details_len);

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -333,5 +334,58 @@ func TestForeignOriginRefused(t *testing.T) {
 			t.Errorf("%s: reply %d %s", method, r.Status, r.Body)
 		}
 		s.Destroy()
+	}
+}
+
+// The SSE response of a routed call passes through the router: a backend's
+// request to the client gets a relay id whatever the chunking, results pass
+// untouched, and the client's answer goes back to that backend.
+func TestRoutedResponseRelaysRequests(t *testing.T) {
+	b := newBackend(t)
+	g := newGateway(t, b.server())
+	gw := g.codec.Mint()
+	s, sid := openAndRoute(t, g, b, gw, 1)
+	s.Response.Add(":status", "200")
+	s.Response.Add("content-type", "text/event-stream")
+	s.SetAttribute(fakehost.AttributeResponseCodeDetails, "via_upstream")
+	if st := s.ResponseHeaders(false); st != fakehost.Continue {
+		t.Fatalf("response headers: status %d", st)
+	}
+	ask := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"elicitation/create\",\"params\":{}}\n\n"
+	var got strings.Builder
+	for _, chunk := range []string{ask[:30], ask[30:]} {
+		st, out := s.ResponseBody([]byte(chunk), false)
+		if st != fakehost.Continue {
+			t.Fatalf("response body: status %d", st)
+		}
+		got.WriteString(out)
+	}
+	want := strings.Replace(ask, `"id":1`, `"id":"mcpgw:15:default/weathern1"`, 1)
+	if got.String() != want {
+		t.Fatalf("client receives %q, want %q", got.String(), want)
+	}
+	result := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"
+	if _, out := s.ResponseBody([]byte(result), true); out != result {
+		t.Errorf("result altered: %q", out)
+	}
+	s.Destroy()
+
+	answer := `{"jsonrpc":"2.0","id":"mcpgw:15:default/weathern1","result":{"action":"decline"}}`
+	s2, st := g.post(request{session: gw, body: answer})
+	if st != fakehost.Continue {
+		t.Fatalf("answer: body status %d", st)
+	}
+	if got := s2.Request.Get("mcp-session-id"); got != sid {
+		t.Errorf("answer sent with backend session %q, want %q", got, sid)
+	}
+	if got, want := s2.Body(), `{"jsonrpc":"2.0","id":1,"result":{"action":"decline"}}`; got != want {
+		t.Errorf("answer body upstream %s, want %s", got, want)
+	}
+	s2.Destroy()
+	if n := counter(t, g.cfg, "mcpgw.requests_relayed"); n != 1 {
+		t.Errorf("mcpgw.requests_relayed = %d, want 1", n)
+	}
+	if n := counter(t, g.cfg, "mcpgw.answers_routed"); n != 1 {
+		t.Errorf("mcpgw.answers_routed = %d, want 1", n)
 	}
 }

@@ -34,6 +34,9 @@ type filter struct {
 	envoy  C.uintptr_t // Envoy's filter pointer, valid until destroy
 	phase  phase
 	routed bool // the request was routed to a backend (router action Route)
+	// relaying: the response body passes through the router's SSE rewriting
+	// (router.Stream.WatchResponseBody).
+	relaying bool
 
 	// Session opening, shared with the goroutine (see session.go).
 	async    atomic.Int32
@@ -55,7 +58,7 @@ type filter struct {
 func (f *filter) init(fc *filterConfig, envoy C.uintptr_t) {
 	f.Stream.Init(fc.shared.Router())
 	f.cfg, f.envoy = fc, envoy
-	f.phase, f.routed = phasePass, false
+	f.phase, f.routed, f.relaying = phasePass, false, false
 	f.async.Store(asyncIdle)
 	f.result, f.panicked, f.cancel = router.Forward, false, nil
 	f.batch.reset()
@@ -96,6 +99,8 @@ func (f *filter) onRequestHeaders(endOfStream bool) C.int32_t {
 	case router.HeadersReply:
 		f.reply()
 		return headersStopIteration
+	case router.HeadersRoute:
+		f.route()
 	}
 	return headersContinue
 }
@@ -150,24 +155,44 @@ func (f *filter) decideBody() router.Action {
 		f.openSession()
 	}
 	// The router copied what it keeps; the body view may go.
+	putBody(pooled)
+	return act
+}
+
+func putBody(pooled *[]byte) {
 	if pooled != nil {
 		*pooled = (*pooled)[:0]
 		bodyBufs.Put(pooled)
 	}
-	return act
+}
+
+// bodyChunks fills chunks (all of its capacity) with views of the body data
+// and returns how many chunks there are. The slice is passed to C as
+// &chunks[0] so that cgo's pointer check covers only its backing array (a
+// plain pointer into the filter would have it check the whole filter,
+// which holds Go pointers).
+func (f *filter) bodyChunks(response bool, chunks []C.envoy_dynamic_module_type_envoy_buffer) int {
+	if response {
+		return int(C.mcpgw_response_body(f.envoy, &chunks[0], C.size_t(len(chunks))))
+	}
+	return int(C.mcpgw_request_body(f.envoy, &chunks[0], C.size_t(len(chunks))))
 }
 
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-// readBody returns the complete request body: a zero-copy view of Envoy's
-// memory when it is one chunk (the common case for small JSON-RPC bodies),
-// else a concatenation into a pooled buffer, returned as the second value.
-func (f *filter) readBody() ([]byte, *[]byte) {
+// readBody returns the complete request body (see readChunks).
+func (f *filter) readBody() ([]byte, *[]byte) { return f.readChunks(false) }
+
+// readChunks returns the request body, or the response body data of the
+// current response body hook: a zero-copy view of Envoy's memory when it is
+// one chunk (the common case for small JSON-RPC messages), else a
+// concatenation into a pooled buffer, returned as the second value.
+func (f *filter) readChunks(response bool) ([]byte, *[]byte) {
 	chunks := f.chunks[:]
-	n := int(C.mcpgw_request_body(f.envoy, &chunks[0], C.size_t(len(chunks))))
+	n := f.bodyChunks(response, chunks)
 	if n > len(chunks) {
 		chunks = make([]C.envoy_dynamic_module_type_envoy_buffer, n) // > 8 slices: a large body
-		n = min(n, int(C.mcpgw_request_body(f.envoy, &chunks[0], C.size_t(n))))
+		n = min(n, f.bodyChunks(response, chunks))
 	}
 	chunks = chunks[:n]
 	var single []byte
@@ -228,9 +253,26 @@ func (f *filter) onResponseHeaders() C.int32_t {
 		f.reply()
 		return headersStopIteration
 	}
+	// Read before apply writes the header map (which may move its values).
+	C.mcpgw_response_header(f.envoy, C.int(keyContentType), &f.hdrs[0])
+	f.relaying = f.WatchResponseBody(envoyString(f.hdrs[0]))
 	f.ApplyResponse(&f.batch)
 	f.apply(C.MCPGW_RESPONSE_HEADER, nil, false)
 	return headersContinue
+}
+
+// onResponseBody passes an SSE response of a routed call through the
+// router, which gives the backend's requests to the client relay ids.
+func (f *filter) onResponseBody(endOfStream bool) C.int32_t {
+	if !f.relaying {
+		return bodyContinue
+	}
+	chunk, pooled := f.readChunks(true)
+	if out, replace := f.ResponseBody(chunk, endOfStream); replace {
+		C.mcpgw_replace_response_chunk(f.envoy, cBytes(out), C.size_t(len(out)))
+	}
+	putBody(pooled)
+	return bodyContinue
 }
 
 // onDestroy runs in on_http_filter_destroy.

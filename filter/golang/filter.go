@@ -31,7 +31,7 @@ const (
 // ends asyncRunning orders the goroutine's writes before the worker's reads.
 type filter struct {
 	// The shim calls only the methods below, never the pass-through ones
-	// for the log hooks, OnStreamComplete, EncodeData or EncodeTrailers.
+	// for the log hooks, OnStreamComplete or EncodeTrailers.
 	api.PassThroughStreamFilter
 	router.Stream
 
@@ -44,6 +44,9 @@ type filter struct {
 	req    api.RequestHeaderMap
 	phase  phase
 	routed bool // the request was routed to a backend (router action Route)
+	// relaying: the response body passes through the router's SSE rewriting
+	// (router.Stream.WatchResponseBody).
+	relaying bool
 
 	async  atomic.Int32       // asyncIdle, asyncRunning, asyncAbandoned (session.go)
 	cancel context.CancelFunc // aborts the session goroutine's I/O; worker only
@@ -96,6 +99,8 @@ func (f *filter) DecodeHeaders(h api.RequestHeaderMap, endStream bool) (st api.S
 	case router.HeadersReply:
 		f.reply(f.cb.DecoderFilterCallbacks())
 		return api.LocalReply
+	case router.HeadersRoute:
+		f.route(nil) // no body rewrite on this path
 	}
 	return api.Continue
 }
@@ -211,7 +216,30 @@ func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) (st api.
 		f.reply(f.cb.EncoderFilterCallbacks())
 		return api.LocalReply
 	}
+	ct, _ := h.Get("content-type")
+	f.relaying = f.WatchResponseBody(ct)
 	f.ApplyResponse(headerWriter{h})
+	return api.Continue
+}
+
+// EncodeData passes an SSE response of a routed call through the router,
+// which gives the backend's requests to the client relay ids.
+func (f *filter) EncodeData(buf api.BufferInstance, endStream bool) (st api.StatusType) {
+	if !f.relaying {
+		return api.Continue
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("EncodeData", r)
+			f.relaying = false // the rest of the response passes untouched
+			st = api.Continue
+		}
+	}()
+	if out, replace := f.ResponseBody(buf.Bytes(), endStream); replace {
+		if err := buf.Set(out); err != nil {
+			logPanic("EncodeData", err)
+		}
+	}
 	return api.Continue
 }
 

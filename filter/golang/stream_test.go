@@ -339,3 +339,47 @@ func TestInitializeKeepsClientContext(t *testing.T) {
 		t.Fatal("no backend session opened")
 	}
 }
+
+// The SSE response of a routed call passes through the router: a backend's
+// request to the client gets a relay id whatever the chunking, and the
+// client's answer goes back to that backend with the original id.
+func TestRoutedResponseRelaysRequests(t *testing.T) {
+	env := adaptertest.NewEnv(t)
+	fc := newFilterConfig(t, env.Path)
+	gw := env.Codec.Mint()
+	call := adaptertest.Request{Body: adaptertest.ToolCall(1, "weather_now"), Headers: [][2]string{{"mcp-session-id", gw}}}
+	s := fc.start(call)
+	send(t, s, call)
+	s.Response.Add(":status", "200")
+	s.Response.Add("content-type", "text/event-stream")
+	s.Details = "via_upstream"
+	if st := s.EncodeHeaders(false); st != api.Continue {
+		t.Fatalf("EncodeHeaders = %d", st)
+	}
+	ask := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"roots/list\"}\n\n"
+	for i, chunk := range []string{ask[:25], ask[25:]} {
+		if st := s.EncodeData([]byte(chunk), i == 1); st != api.Continue {
+			t.Fatalf("EncodeData = %d", st)
+		}
+	}
+	want := strings.Replace(ask, `"id":1`, `"id":"mcpgw:15:default/weathern1"`, 1)
+	if got := string(s.Downstream().Body); got != want {
+		t.Fatalf("client receives %q, want %q", got, want)
+	}
+	backendSession, _ := s.Request.Get("mcp-session-id")
+	checkClean(t, s)
+	s.Destroy()
+
+	answer := adaptertest.Request{Body: `{"jsonrpc":"2.0","id":"mcpgw:15:default/weathern1","result":{"roots":[]}}`,
+		Headers: [][2]string{{"mcp-session-id", gw}}}
+	s2 := fc.start(answer)
+	send(t, s2, answer)
+	if got, want := string(s2.Upstream().Body), `{"jsonrpc":"2.0","id":1,"result":{"roots":[]}}`; got != want {
+		t.Errorf("answer upstream %s, want %s", got, want)
+	}
+	if got, _ := s2.Request.Get("mcp-session-id"); got != backendSession || got == gw {
+		t.Errorf("answer sent with session %q, want the call's backend session %q", got, backendSession)
+	}
+	checkClean(t, s2)
+	s2.Destroy()
+}

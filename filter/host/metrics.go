@@ -18,7 +18,7 @@ var numRejections = len(router.Metrics{}.Rejected)
 
 // NumCounters is the number of counters: the fixed ones, then one per
 // router.Rejection except RejectNone.
-const NumCounters = 8 + len(router.Metrics{}.Rejected) - 1
+const NumCounters = 11 + len(router.Metrics{}.Rejected) - 1
 
 // counterNames are relative to the host's stats namespace (e.g.
 // "mcpgw.requests").
@@ -26,10 +26,13 @@ var counterNames = func() []string {
 	names := []string{
 		"mcpgw.requests",              // POST bodies decided
 		"mcpgw.routed",                // calls routed to a backend
+		"mcpgw.routed_by_headers",     // of those, routed on Mcp-Method/Mcp-Name alone
 		"mcpgw.forwarded",             // requests left to the broker
 		"mcpgw.session_inits",         // backend sessions initialized
 		"mcpgw.session_init_failures", // backend session initializations that failed
 		"mcpgw.sessions_lost",         // backend 404s that invalidated a session
+		"mcpgw.requests_relayed",      // backend requests to clients given relay ids
+		"mcpgw.answers_routed",        // client answers routed back by relay id
 		"mcpgw.config_reloads",        // good configs applied (including the first)
 		"mcpgw.config_reload_errors",  // invalid config files (last good kept)
 	}
@@ -53,8 +56,8 @@ type Counters struct {
 }
 
 func (c *Counters) init(m *router.Metrics, w *config.WatchStats) {
-	fixed := []*atomic.Int64{&m.Requests, &m.Routed, &m.Forwarded, &m.SessionInits,
-		&m.SessionInitFail, &m.SessionsLost, &w.Reloads, &w.ReloadErrors}
+	fixed := []*atomic.Int64{&m.Requests, &m.Routed, &m.RoutedByHeaders, &m.Forwarded, &m.SessionInits,
+		&m.SessionInitFail, &m.SessionsLost, &m.RequestsRelayed, &m.AnswersRouted, &w.Reloads, &w.ReloadErrors}
 	n := copy(c.src[:], fixed)
 	for r := 1; r < numRejections; r++ {
 		c.src[n] = &m.Rejected[r]

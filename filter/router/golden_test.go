@@ -231,6 +231,12 @@ func runGolden(t *testing.T, a txtarFile) (want string, newBody []byte) {
 		}
 	case HeadersReply:
 		checkReply(t, s, "")
+	case HeadersRoute:
+		// Routed on Mcp-Method/Mcp-Name: the body is never read.
+		s.ApplyRequest(&w)
+		if s.NewBody() != nil {
+			t.Error("new body on the header fast path")
+		}
 	}
 	for _, op := range w.ops {
 		fmt.Fprintf(&out, "%s\n", unsubst.Replace(op))

@@ -43,10 +43,7 @@ func (in *initializer) open(ctx context.Context, srv *Server, c clientContext) (
 	// The version comes from the client's header: encode it as a JSON
 	// string rather than splicing it in, or a crafted header could rewrite
 	// the initialize request (e.g. add capabilities).
-	version, err := jsonMarshalString(protocolVersion)
-	if err != nil {
-		return "", err
-	}
+	version, _ := appendJSONString(nil, protocolVersion)
 	// The capabilities are a JSON object the router parsed out of the
 	// client's valid initialize request (rememberInitialize): splicing the
 	// raw value in keeps the request valid.

@@ -41,30 +41,5 @@ func (s *Stream) OpenSession(ctx context.Context) Action {
 		return s.rejectBody(RejectBackendUnavailable)
 	}
 	s.backend = id
-	s.active = s.r.sessions.begin(s.gateway, srv.Name)
 	return s.routeNow()
-}
-
-// routeResponse routes a client's JSON-RPC response to the backend whose
-// routed call is in flight for the gateway session: backends send their
-// requests to the client (elicitation/create, sampling/createMessage) on
-// that call's response stream, and wait for the answer. It reports false,
-// leaving the response to the broker, when no routed call (or calls to
-// more than one backend) are in flight.
-func (s *Stream) routeResponse() bool {
-	if s.gateway == "" || s.noVirtual || !s.t.codec.Valid(s.gateway) {
-		return false
-	}
-	name, backend, ok := s.r.sessions.soleActive(s.gateway)
-	if !ok {
-		return false
-	}
-	srv := s.t.byName[name]
-	if srv == nil {
-		return false
-	}
-	s.server, s.backend, s.routed = srv, backend, true
-	s.method, s.toolName = "", ""
-	s.routeNow()
-	return true
 }

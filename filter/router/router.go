@@ -106,12 +106,20 @@ type virtualServer struct {
 	tools map[string]struct{}
 }
 
+// aliasTarget is where an alias (config.Server.Aliases) leads: a server
+// and the server's own name for the tool or prompt.
+type aliasTarget struct {
+	srv  *Server
+	bare string
+}
+
 // table is an immutable compiled configuration.
 type table struct {
 	servers    []*Server
 	byName     map[string]*Server
 	byPrefix   map[string]*Server
-	prefixLens []int // distinct prefix lengths, longest first
+	aliases    map[string]aliasTarget // exact gateway names, before prefixes
+	prefixLens []int                  // distinct prefix lengths, longest first
 	virtual    map[string]*virtualServer
 	codec      *sessionid.Codec
 	maxBody    int
@@ -132,6 +140,7 @@ func compile(c *config.Config) (*table, error) {
 	t := &table{
 		byName:   make(map[string]*Server, len(c.Servers)),
 		byPrefix: make(map[string]*Server, len(c.Servers)),
+		aliases:  map[string]aliasTarget{},
 		virtual:  make(map[string]*virtualServer, len(c.VirtualServers)),
 		codec:    codec,
 		maxBody:  c.Gateway.MaxRequestBodyBytes,
@@ -161,6 +170,9 @@ func compile(c *config.Config) (*table, error) {
 		t.byName[s.Name] = s
 		t.byPrefix[s.Prefix] = s
 		lens[len(s.Prefix)] = true
+		for alias, bare := range cs.Aliases {
+			t.aliases[alias] = aliasTarget{srv: s, bare: bare}
+		}
 	}
 	for l := range lens {
 		t.prefixLens = append(t.prefixLens, l)
@@ -176,9 +188,14 @@ func compile(c *config.Config) (*table, error) {
 	return t, nil
 }
 
-// lookup finds the server owning name by its longest matching prefix and
-// returns the name without that prefix. It does not allocate.
+// lookup finds the server owning name and returns the server's own name
+// for it: an alias's target, or else the name without the longest matching
+// prefix. An alias wins over prefixes (config.Server.validateAliases says
+// why). It does not allocate.
 func (t *table) lookup(name string) (*Server, string) {
+	if a, ok := t.aliases[name]; ok {
+		return a.srv, a.bare
+	}
 	for _, l := range t.prefixLens {
 		if l > len(name) || (l == len(name) && l > 0) {
 			continue // an empty remainder is not a tool name
@@ -194,9 +211,12 @@ func (t *table) lookup(name string) (*Server, string) {
 type Metrics struct {
 	Requests        atomic.Int64 // POST bodies decided
 	Routed          atomic.Int64 // calls routed to a backend
+	RoutedByHeaders atomic.Int64 // of those, routed on Mcp-Method/Mcp-Name alone
 	Forwarded       atomic.Int64 // requests left to the broker
 	SessionInits    atomic.Int64 // backend sessions initialized
 	SessionInitFail atomic.Int64 // backend session initializations that failed
 	SessionsLost    atomic.Int64 // backend 404s that invalidated a session
+	RequestsRelayed atomic.Int64 // backend requests to clients given relay ids
+	AnswersRouted   atomic.Int64 // client answers routed back by relay id
 	Rejected        [numRejections]atomic.Int64
 }

@@ -113,7 +113,7 @@ func (nopWriter) Set(string, string) {}
 func (nopWriter) Remove(string)      {}
 
 var (
-	headersActions = [...]string{HeadersContinue: "continue", HeadersBuffer: "buffer", HeadersReply: "reply"}
+	headersActions = [...]string{HeadersContinue: "continue", HeadersBuffer: "buffer", HeadersReply: "reply", HeadersRoute: "route"}
 	actions        = [...]string{Forward: "forward", Route: "route", Reply: "reply", OpenSession: "open-session"}
 	responseAction = [...]string{ResponseContinue: "continue", ResponseReply: "reply"}
 )
@@ -410,6 +410,8 @@ func TestHotPathAllocations(t *testing.T) {
 		want Action
 	}{
 		{"/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_x","arguments":{"a":[1,"b"]}}}`, Route},
+		{"/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"forecast","arguments":{}}}`, Route}, // alias
+		{"/mcp", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"now"}}`, Route},                    // alias, no rewrite
 		{"/mcp", `{"jsonrpc":"2.0","id":"x","method":"tools/list"}`, Forward},
 		{"/mcp", `{"jsonrpc":"2.0","id":2,"method":"notifications/initialized"}`, Forward},
 		{"/mcp", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}`, Reply},

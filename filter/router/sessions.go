@@ -29,66 +29,6 @@ type gatewaySession struct {
 type backendSession struct {
 	server string // Server.Name; shares the table's string
 	id     string
-	// active counts the routed calls to it in flight (begin/end): while
-	// some are, the backend may send the client requests (elicitation,
-	// sampling) on their response streams, whose answers come back as
-	// JSON-RPC responses (Stream.routeResponse).
-	active int32
-}
-
-// begin counts a routed call to gateway's backend session for server as in
-// flight; it reports false (and counts nothing) when there is no such
-// session. It does not allocate.
-func (s *Sessions) begin(gateway, server string) bool {
-	gs, ok := s.cache.Peek(gateway)
-	if !ok {
-		return false
-	}
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	for i := range gs.backends {
-		if gs.backends[i].server == server {
-			gs.backends[i].active++
-			return true
-		}
-	}
-	return false
-}
-
-// end undoes begin (if the session is still there).
-func (s *Sessions) end(gateway, server string) {
-	gs, ok := s.cache.Peek(gateway)
-	if !ok {
-		return
-	}
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	for i := range gs.backends {
-		if gs.backends[i].server == server && gs.backends[i].active > 0 {
-			gs.backends[i].active--
-			return
-		}
-	}
-}
-
-// soleActive returns the backend session of gateway with routed calls in
-// flight, if exactly one has any.
-func (s *Sessions) soleActive(gateway string) (server, id string, ok bool) {
-	gs, found := s.cache.Peek(gateway)
-	if !found {
-		return "", "", false
-	}
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	for _, b := range gs.backends {
-		if b.active > 0 {
-			if ok {
-				return "", "", false // two backends may be asking: ambiguous
-			}
-			server, id, ok = b.server, b.id, true
-		}
-	}
-	return server, id, ok
 }
 
 type pendingInit struct {

@@ -48,6 +48,11 @@ const (
 	HeadersBuffer
 	// HeadersReply: send Stream.Reply() instead of forwarding.
 	HeadersReply
+	// HeadersRoute: the request is routed on its headers alone (the
+	// stateless era's fast path, fastpath.go): apply headers
+	// (ApplyRequest), clear the route cache so Envoy re-picks the route,
+	// and let the body stream through unbuffered.
+	HeadersRoute
 )
 
 // Action tells the adapter what to do with a complete request.
@@ -106,9 +111,9 @@ type Stream struct {
 	virtual   *virtualServer
 	noVirtual bool
 	backend   string // backend session id in use
-	// active is set when the routed call was counted in flight
-	// (Sessions.begin); Release ends it.
-	active bool
+	// sse rewrites the ids of the requests a backend sends the client on
+	// a routed call's SSE response (relay.go).
+	sse eventStream
 	// clientInit is the client context of an initialize forwarded to the
 	// broker, until its response names the gateway session (client.go).
 	clientInit *clientContext
@@ -141,10 +146,7 @@ func (s *Stream) Init(r *Router) {
 
 // Release returns pooled memory. The Stream must not be used afterwards.
 func (s *Stream) Release() {
-	if s.active {
-		s.active = false
-		s.r.sessions.end(s.gateway, s.server.Name)
-	}
+	s.sse.release()
 	if s.body != nil {
 		*s.body = (*s.body)[:0]
 		bodyPool.Put(s.body)
@@ -187,6 +189,8 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 		return s.reject(RejectTooLarge)
 	case h.ContentType != "" && !isJSON(h.ContentType):
 		return s.reject(RejectContentType)
+	case s.stateless && s.routeOnHeaders():
+		return HeadersRoute
 	}
 	return HeadersBuffer
 }
@@ -304,9 +308,9 @@ func (s *Stream) RequestBody(body []byte) Action {
 	s.keepID(id.Raw)
 	method := m.method
 	if !method.Exists() {
-		// A response to a server-to-client request: a backend's if one of
-		// the client's routed calls is in flight, else the broker's.
-		if id.Exists() && id.Type != gjson.Null && s.routeResponse() {
+		// A response to a server-to-client request: a backend's if its id
+		// is a relay id (relay.go), else the broker's.
+		if s.routeAnswer(json, id) {
 			return Route
 		}
 		return s.forward("")
@@ -356,8 +360,9 @@ func (s *Stream) forward(method string) Action {
 	return Forward
 }
 
-// route decides a tools/call or prompts/get: find the owner by prefix,
-// strip the prefix in the body, and find or open the backend session.
+// route decides a tools/call or prompts/get: find the owner by alias or
+// prefix, put the backend's name for the tool or prompt in the body, and
+// find or open the backend session.
 func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	s.method = method
 	if !id.Exists() {
@@ -375,7 +380,7 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	// No tool is named with invalid UTF-8 or control characters (which
 	// only escapes can produce), and the name goes into the x-mcp-toolname
 	// header: there CR/LF could inject headers upstream, and invalid bytes
-	// would differ from the U+FFFD a backend decodes (or that stripPrefix
+	// would differ from the U+FFFD a backend decodes (or that rename
 	// re-encodes).
 	if !utf8.ValidString(name.Str) || strings.IndexByte(name.Raw, '\\') >= 0 && hasControl(name.Str) {
 		return s.rejectBody(RejectUnknownTool)
@@ -396,11 +401,8 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 		}
 		// No gateway session and no backend session: the request carries
 		// its version and client capabilities in _meta, and goes to the
-		// backend as is (bar the prefix, here and in Mcp-Name).
-		s.server, s.toolName = srv, bare
-		if srv.Prefix != "" {
-			s.stripPrefix(json, name, bare)
-		}
+		// backend as is (bar the name, here and in Mcp-Name).
+		s.setTarget(srv, json, name, bare)
 		s.routed = true
 		return s.routeNow()
 	}
@@ -415,14 +417,10 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	if !s.t.codec.Valid(s.gateway) {
 		return s.rejectBody(RejectUnknownSession)
 	}
-	s.server, s.toolName = srv, bare
-	if srv.Prefix != "" {
-		s.stripPrefix(json, name, bare)
-	}
+	s.setTarget(srv, json, name, bare)
 	s.routed = true
 	if backend, ok := s.r.sessions.Get(s.gateway, srv.Name); ok {
 		s.backend = backend
-		s.active = s.r.sessions.begin(s.gateway, srv.Name)
 		return s.routeNow()
 	}
 	if s.body == nil {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mcpgw/mcpgw/tests/harness"
 )
 
 // route is one way to reach the echo backend.
@@ -124,7 +126,7 @@ func measure(b *testing.B, s *stack, routes []*route, workers int) map[string]st
 	for k, r := range routes {
 		if r.counter != "" {
 			var err error
-			if before[k], err = counter(adminURL, r.counter); err != nil {
+			if before[k], err = harness.Counter(adminURL, r.counter); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -188,7 +190,7 @@ func measure(b *testing.B, s *stack, routes []*route, workers int) map[string]st
 	out := map[string]stats{}
 	for k, r := range routes {
 		if r.counter != "" {
-			after, err := waitCounter(adminURL, r.counter, before[k]+int64(b.N))
+			after, err := harness.WaitCounter(adminURL, r.counter, before[k]+int64(b.N))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/filter/sessionid"
+	"github.com/mcpgw/mcpgw/tests/harness"
 )
 
 // BenchmarkSessions10k makes the router hold -sessions (10,000) backend
@@ -35,11 +36,11 @@ func BenchmarkSessions10k(b *testing.B) {
 	warm.clients[0].conn.Close()
 	// The warm-up opened one backend session; its count is exported when
 	// its stream ends, maybe just after the client got the response.
-	inits0, err := waitCounter(admin, "mcpgw.session_inits", 1)
+	inits0, err := harness.WaitCounter(admin, "mcpgw.session_inits", 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	fails0, err := counter(admin, "mcpgw.session_init_failures")
+	fails0, err := harness.Counter(admin, "mcpgw.session_init_failures")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,11 +61,11 @@ func BenchmarkSessions10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	inits, err := waitCounter(admin, "mcpgw.session_inits", inits0+int64(n))
+	inits, err := harness.WaitCounter(admin, "mcpgw.session_inits", inits0+int64(n))
 	if err != nil {
 		b.Fatal(err)
 	}
-	fails, err := counter(admin, "mcpgw.session_init_failures")
+	fails, err := harness.Counter(admin, "mcpgw.session_init_failures")
 	if err != nil {
 		b.Fatal(err)
 	}

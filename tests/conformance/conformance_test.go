@@ -35,16 +35,42 @@ type run struct {
 	stateful bool     // everything-server -stateless=false
 	gateway  bool     // through Envoy + router + broker
 	prefix   string   // the backend's prefix in the gateway config
+	// aliases are the backend's aliases in the gateway config.
+	aliases map[string]string
 }
 
 var runs = []run{
 	// Session-era revisions (2025-03-26 .. 2025-11-25), suite 0.1.16.
 	{name: "direct", suite: suiteStable, stateful: true},
 	{name: "gateway", suite: suiteStable, stateful: true, gateway: true},
-	{name: "gateway-prefixed", suite: suiteStable, stateful: true, gateway: true, prefix: "ev_"},
+	// Prefixed, with aliases for the names the suite calls: they keep
+	// working, while every other name is only offered prefixed.
+	{name: "gateway-prefixed", suite: suiteStable, stateful: true, gateway: true, prefix: "ev_",
+		aliases: sameNames(stableSuiteNames...)},
 	// The stateless 2026-07-28 revision, suite 0.2.0-alpha.12.
 	{name: "direct-2026-07-28", suite: suite2026, extra: []string{"--requirements", "2026-07-28"}},
 	{name: "gateway-2026-07-28", suite: suite2026, extra: []string{"--requirements", "2026-07-28"}, gateway: true},
+}
+
+// stableSuiteNames are the tool and prompt names the stable suite calls
+// (grep "test_" in its dist/index.js): fixed names, which a client of a
+// prefixed server can reach only through aliases.
+var stableSuiteNames = []string{
+	"test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource",
+	"test_multiple_content_types", "test_tool_with_logging", "test_tool_with_progress",
+	"test_error_handling", "test_sampling", "test_elicitation", "test_elicitation_sep1034_defaults",
+	"test_elicitation_sep1330_enums", "test_reconnection",
+	"test_simple_prompt", "test_prompt_with_arguments", "test_prompt_with_embedded_resource",
+	"test_prompt_with_image",
+}
+
+// sameNames aliases each name to the backend's own of the same name.
+func sameNames(names ...string) map[string]string {
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[n] = n
+	}
+	return m
 }
 
 func TestConformance(t *testing.T) {
@@ -61,7 +87,7 @@ func TestConformance(t *testing.T) {
 		t.Run(r.name, func(t *testing.T) {
 			url := startEverythingServer(t, server, r.stateful)
 			if r.gateway {
-				url = startGateway(t, root, url, r.prefix, !r.stateful)
+				url = startGateway(t, root, url, r, !r.stateful)
 			}
 			out := outDir(t, r.name)
 			baseline := filepath.Join(root, "tests", "conformance", "baseline-"+r.name+".yml")
@@ -196,10 +222,10 @@ func startEverythingServer(t *testing.T, bin string, stateful bool) string {
 }
 
 // startGateway starts Envoy with the router module and the broker in front
-// of backendURL and returns the gateway's MCP URL.
-// stateless declares the backend as serving the stateless era
+// of backendURL, named by r's prefix and aliases, and returns the gateway's
+// MCP URL. stateless declares the backend as serving the stateless era
 // (config.Server.Stateless).
-func startGateway(t *testing.T, root, backendURL, prefix string, stateless bool) string {
+func startGateway(t *testing.T, root, backendURL string, r run, stateless bool) string {
 	t.Helper()
 	envoyBin, err := harness.FindEnvoy(root)
 	harness.Require(t, err)
@@ -215,8 +241,8 @@ func startGateway(t *testing.T, root, backendURL, prefix string, stateless bool)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := harness.WriteConfig(cfg, []config.Server{{
-		Name: "conformance/everything", URL: "http://" + addr + "/mcp", Hostname: addr, Prefix: prefix,
-		Stateless: stateless,
+		Name: "conformance/everything", URL: "http://" + addr + "/mcp", Hostname: addr, Prefix: r.prefix,
+		Aliases: r.aliases, Stateless: stateless,
 	}}); err != nil {
 		t.Fatal(err)
 	}

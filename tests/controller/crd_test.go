@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -35,6 +36,12 @@ func TestCRDSchema(t *testing.T) {
 		t.Errorf("defaults not applied: %+v (enabled %v)", s, s.Enabled)
 	}
 
+	full := registration("t", "aliases", "r", "a_")
+	full.Spec.Aliases, full.Spec.Stateless = map[string]string{"search": "search"}, true
+	if err := c.Create(ctx, full); err != nil {
+		t.Errorf("registration with aliases and stateless: %v", err)
+	}
+
 	for _, tc := range []struct {
 		name   string
 		mutate func(*v1alpha1.MCPServerRegistration)
@@ -46,6 +53,16 @@ func TestCRDSchema(t *testing.T) {
 		{"path with query", func(r *v1alpha1.MCPServerRegistration) { r.Spec.Path = "/mcp?x=1" }, "spec.path"},
 		{"target kind", func(r *v1alpha1.MCPServerRegistration) { r.Spec.TargetRef.Kind = "Service" }, "spec.targetRef.kind"},
 		{"target name", func(r *v1alpha1.MCPServerRegistration) { r.Spec.TargetRef.Name = "" }, "spec.targetRef.name"},
+		{"too many aliases", func(r *v1alpha1.MCPServerRegistration) {
+			r.Spec.Aliases = map[string]string{}
+			for i := range 257 {
+				r.Spec.Aliases[fmt.Sprint("a", i)] = "t"
+			}
+		}, "spec.aliases"},
+		{"empty alias target", func(r *v1alpha1.MCPServerRegistration) { r.Spec.Aliases = map[string]string{"a": ""} }, "spec.aliases"},
+		{"long alias", func(r *v1alpha1.MCPServerRegistration) {
+			r.Spec.Aliases = map[string]string{strings.Repeat("a", 129): "t"}
+		}, "spec.aliases"},
 		{"credential key", func(r *v1alpha1.MCPServerRegistration) {
 			r.Spec.CredentialRef = &v1alpha1.CredentialReference{Name: "s", Key: "a/b"}
 		}, "spec.credentialRef.key"},

@@ -9,6 +9,7 @@ package mcptest
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -108,6 +109,34 @@ func AddStaticTool(srv *mcp.Server, name, text string) {
 	}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return textResult(text), nil
 	})
+}
+
+// AddAskTool adds the tool "ask": during the call it asks the client for an
+// "answer" (elicitation/create, with the server's name as the message) and
+// returns "<server>: <answer>". It exercises server-to-client requests,
+// whose answers come back as separate POSTs.
+func AddAskTool(srv *mcp.Server, name string) {
+	mcp.AddTool(srv, &mcp.Tool{Name: "ask", Description: "Asks the client a question."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			// An answer that never comes (lost by a gateway) must not keep
+			// the session, and so the server's shutdown, waiting forever.
+			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
+				Message: name,
+				RequestedSchema: map[string]any{
+					"type":       "object",
+					"properties": map[string]any{"answer": map[string]any{"type": "string"}},
+				},
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("elicit: %w", err)
+			}
+			if res.Action != "accept" {
+				return textResult(name + ": " + res.Action), nil, nil
+			}
+			return textResult(fmt.Sprintf("%s: %v", name, res.Content["answer"])), nil, nil
+		})
 }
 
 func addWhoami(srv *mcp.Server, name string) {

@@ -12,7 +12,8 @@ const (
 	// its tools discovered.
 	ConditionReady = "Ready"
 	// ConditionResolvedRefs is True when every tool an MCPVirtualServer
-	// lists carries the prefix of an accepted registration.
+	// lists carries the prefix, or is an alias, of an accepted
+	// registration.
 	ConditionResolvedRefs = "ResolvedRefs"
 )
 
@@ -26,6 +27,7 @@ const (
 	ReasonRouteAmbiguous     = "RouteBackendAmbiguous"
 	ReasonUnsupportedBackend = "UnsupportedBackend"
 	ReasonPrefixConflict     = "PrefixConflict"
+	ReasonAliasConflict      = "AliasConflict"
 	ReasonCredentialNotFound = "CredentialNotFound"
 	ReasonInvalid            = "Invalid"
 	// ReasonConfigNotWritten: the resource is valid but writing the config

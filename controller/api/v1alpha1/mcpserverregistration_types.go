@@ -23,6 +23,26 @@ type MCPServerRegistrationSpec struct {
 	// +kubebuilder:validation:MaxLength=64
 	Prefix string `json:"prefix"`
 
+	// Aliases map extra gateway names to the server's own (unprefixed)
+	// tool or prompt names, for clients that call fixed names and cannot
+	// be taught a prefix: {"search": "search"} offers the server's
+	// "search" under that exact name as well as under prefix+"search".
+	// An alias takes precedence over any prefixed name equal to it. Alias
+	// names are unique across all registrations: on a clash the oldest
+	// registration keeps the alias and the others are not accepted.
+	// +kubebuilder:validation:MaxProperties=256
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) >= 1 && size(self[k]) <= 128)",message="alias names and their targets must be 1 to 128 characters long"
+	// +optional
+	Aliases map[string]string `json:"aliases,omitempty"`
+
+	// Stateless declares that the backend serves the stateless protocol
+	// revision (2026-07-28): the gateway then routes the tools/call and
+	// prompts/get of stateless-era clients to it directly. Otherwise
+	// (a session-era backend, the default) those calls go through the
+	// gateway's own session with the backend.
+	// +optional
+	Stateless bool `json:"stateless,omitempty"`
+
 	// Path is the server's Streamable HTTP endpoint path on the backend.
 	// +kubebuilder:default="/mcp"
 	// +kubebuilder:validation:Pattern=`^/[^\s?#]*$`

@@ -20,7 +20,7 @@ type MCPVirtualServerSpec struct {
 	// +optional
 	Description string `json:"description,omitempty"`
 	// Tools are gateway tool names, i.e. with the registration's prefix
-	// ("weather_forecast").
+	// ("weather_forecast"), or aliases (MCPServerRegistrationSpec.Aliases).
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=1024
 	// +listType=set

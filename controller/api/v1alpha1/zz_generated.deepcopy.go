@@ -87,6 +87,13 @@ func (in *MCPServerRegistrationList) DeepCopyObject() runtime.Object {
 func (in *MCPServerRegistrationSpec) DeepCopyInto(out *MCPServerRegistrationSpec) {
 	*out = *in
 	out.TargetRef = in.TargetRef
+	if in.Aliases != nil {
+		in, out := &in.Aliases, &out.Aliases
+		*out = make(map[string]string, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
 	if in.CredentialRef != nil {
 		in, out := &in.CredentialRef, &out.CredentialRef
 		*out = new(CredentialReference)

@@ -120,6 +120,11 @@ func (s *Stream) body(t C.int32_t) *[]cbuf {
 			return nil
 		}
 		return &s.buffered
+	case C.MCPGW_RECEIVED_RESPONSE_BODY:
+		if !s.inResponseBody {
+			return nil
+		}
+		return &s.responseChunk
 	}
 	return nil
 }

@@ -137,6 +137,8 @@ type Stream struct {
 
 	received       []cbuf
 	buffered       []cbuf
+	responseChunk  []cbuf // the response body hook's received data
+	inResponseBody bool
 	hasBuffered    bool
 	inBody         bool
 	headersStopped bool
@@ -278,6 +280,24 @@ func (s *Stream) ResponseHeaders(endOfStream bool) int {
 		st = C.envoy_dynamic_module_on_http_filter_response_headers(C.uintptr_t(s.id), s.module, C.bool(endOfStream))
 	})
 	return int(st)
+}
+
+// ResponseBody calls the response body hook with data as the received
+// chunk (split by ChunkSize) and returns the status and the data Envoy
+// would pass on: the chunk as the module left it.
+func (s *Stream) ResponseBody(data []byte, endOfStream bool) (int, string) {
+	s.responseChunk, s.inResponseBody = s.split(data), true
+	var st C.int32_t
+	s.hook(func() {
+		st = C.envoy_dynamic_module_on_http_filter_response_body(C.uintptr_t(s.id), s.module, C.bool(endOfStream))
+	})
+	s.inResponseBody = false
+	var b strings.Builder
+	for _, c := range s.responseChunk {
+		b.Write(c.bytes())
+	}
+	s.responseChunk = nil
+	return int(st), b.String()
 }
 
 // ResponseBodyAndTrailers calls the response body and trailers hooks.

@@ -118,6 +118,15 @@ func (s *Stream) doTrailerGo(p *procState) (api.StatusType, bool) {
 	return st, ok
 }
 
+// EncodeData delivers a chunk of the response body (Filter::doData on the
+// encoder side) and returns the filter's status (NotCalled if Go was not
+// involved). What continues is in Downstream().Body.
+func (s *Stream) EncodeData(data []byte, endStream bool) api.StatusType {
+	s.mustWorker()
+	defer s.hookDone()
+	return s.doData(&s.enc, append([]byte(nil), data...), endStream)
+}
+
 // EncodeHeaders delivers the response headers in s.Response (with s.Details
 // as the response code details) and returns the filter's status.
 func (s *Stream) EncodeHeaders(endStream bool) api.StatusType {

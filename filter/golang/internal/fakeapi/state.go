@@ -235,7 +235,9 @@ func (s *Stream) continueDoData(p *procState) {
 		return
 	}
 	for _, b := range p.doDataList {
-		if !p.encoding {
+		if p.encoding {
+			s.downstream.Body = append(s.downstream.Body, b.data...)
+		} else {
 			s.upstream.Body = append(s.upstream.Body, b.data...)
 		}
 	}

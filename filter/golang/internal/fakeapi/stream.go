@@ -51,7 +51,8 @@ type Upstream struct {
 
 // Downstream is what the filter let through towards the client.
 type Downstream struct {
-	HeadersSent bool // the response headers continued
+	HeadersSent bool   // the response headers continued
+	Body        []byte // the response body data that continued
 }
 
 // Reply is a local reply.

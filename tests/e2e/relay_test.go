@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/mcpgw/tests/harness"
+	"github.com/mcpgw/mcpgw/tests/mcptest"
+)
+
+// TestServerToClientRequests: two backends ask the client a question
+// (elicitation/create) during concurrent tools/calls of one gateway session.
+// Each go-sdk server numbers its requests from 1, so both requests reach
+// the client with the same id unless the router rewrites them; the client
+// answers only once both have asked, so neither call can finish first.
+// Each answer must reach the backend that asked.
+func TestServerToClientRequests(t *testing.T) {
+	echoSrv, mathSrv := mcptest.NewEchoServer("echo"), mcptest.NewMathServer("math")
+	mcptest.AddAskTool(echoSrv, "echo")
+	mcptest.AddAskTool(mathSrv, "math")
+	e := startEnv(t, &backend{name: "echo", prefix: "echo_", srv: echoSrv},
+		&backend{name: "math", prefix: "math_", srv: mathSrv})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var (
+		mu       sync.Mutex
+		askedBy  = map[string]bool{}
+		bothOnce sync.Once
+		both     = make(chan struct{})
+	)
+	cs := e.connect(t, &mcp.ClientOptions{
+		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			mu.Lock()
+			askedBy[req.Params.Message] = true
+			if len(askedBy) == 2 {
+				bothOnce.Do(func() { close(both) })
+			}
+			mu.Unlock()
+			select {
+			case <-both:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(10 * time.Second):
+				return nil, errors.New("the other backend never asked")
+			}
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"answer": "for " + req.Params.Message}}, nil
+		},
+	}, nil)
+
+	admin := e.stack.Envoy.AdminURL()
+	relayed0, err := harness.Counter(admin, "mcpgw.requests_relayed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers0, err := harness.Counter(admin, "mcpgw.answers_routed")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	results := map[string]string{}
+	var wg sync.WaitGroup
+	for _, tool := range []string{"echo_ask", "math_ask"} {
+		wg.Go(func() {
+			got := callText(ctx, t, cs, tool, nil)
+			mu.Lock()
+			results[tool] = got
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for tool, want := range map[string]string{"echo_ask": "echo: for echo", "math_ask": "math: for math"} {
+		if results[tool] != want {
+			t.Errorf("%s = %q, want %q", tool, results[tool], want)
+		}
+	}
+	if n, err := harness.WaitCounter(admin, "mcpgw.requests_relayed", relayed0+2); err != nil || n != relayed0+2 {
+		t.Errorf("mcpgw.requests_relayed grew by %d (%v), want 2", n-relayed0, err)
+	}
+	if n, err := harness.WaitCounter(admin, "mcpgw.answers_routed", answers0+2); err != nil || n != answers0+2 {
+		t.Errorf("mcpgw.answers_routed grew by %d (%v), want 2", n-answers0, err)
+	}
+}
