@@ -160,7 +160,9 @@ func (b *Broker) newServer(impl *mcp.Implementation, instructions string, caps *
 	for _, f := range more {
 		f(opts)
 	}
-	return mcp.NewServer(impl, opts)
+	srv := mcp.NewServer(impl, opts)
+	srv.AddReceivingMiddleware(b.advertiseTasks)
+	return srv
 }
 
 // statelessVersion is the first protocol version of the stateless era: no
@@ -194,6 +196,9 @@ func (b *Broker) newHandler(srv *mcp.Server) http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isStateless(r) {
+			if isTaskRequest(r) && b.serveTask(w, r) {
+				return
+			}
 			stateless.ServeHTTP(w, r)
 			return
 		}

@@ -118,6 +118,12 @@ func routeCases(env *Env, gw string) []Case {
 			{"mcp-protocol-version", "2026-07-28"}, {"mcp-method", "tools/call"}, {"mcp-name", "weather_now"}},
 			Response: &Response{Status: 200, Details: "via_upstream"}},
 			Want{Continued: true, Headers: stateless, Body: ToolCall(11, "now"), RouteCacheClears: 1}},
+		// Its tool under the backend's own name (here an alias): routed on
+		// Mcp-Method/Mcp-Name alone, the body streams through unread.
+		{"route/stateless call on its headers alone", Request{Body: ToolCall(12, "now"), Headers: [][2]string{
+			{"mcp-protocol-version", "2026-07-28"}, {"mcp-method", "tools/call"}, {"mcp-name", "now"}},
+			Response: &Response{Status: 200, Details: "via_upstream"}},
+			Want{Continued: true, Headers: stateless, Body: ToolCall(12, "now"), RouteCacheClears: 1}},
 		{"route/next call reuses it", call(3, false, &Response{Status: 200, Details: "via_upstream"}),
 			Want{Continued: true, Headers: routed, Body: ToolCall(3, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
 		{"route/through the virtual server", Request{Path: "/mcp/" + VirtualServer + "?x=1", Body: ToolCall(7, "weather_now"),

@@ -32,7 +32,8 @@ const SessionKey = "0123456789abcdef0123456789abcdef-test-key"
 // Server is one backend entry of a config file.
 type Server struct {
 	Name, URL, Hostname, Prefix string
-	Stateless                   bool // serves the stateless era (config.Server.Stateless)
+	Stateless                   bool   // serves the stateless era (config.Server.Stateless)
+	Alias                       string // if set, an alias of this name for the server's tool of the same name
 }
 
 // Env is a config file and what the table needs to talk about it.
@@ -82,7 +83,11 @@ func WriteConfig(t testing.TB, dir string, servers ...Server) string {
 	}
 	b.WriteString("\n")
 	for _, s := range servers {
-		fmt.Fprintf(&b, "- {name: %q, url: %q, hostname: %q, prefix: %q, stateless: %t}\n", s.Name, s.URL, s.Hostname, s.Prefix, s.Stateless)
+		fmt.Fprintf(&b, "- {name: %q, url: %q, hostname: %q, prefix: %q, stateless: %t", s.Name, s.URL, s.Hostname, s.Prefix, s.Stateless)
+		if s.Alias != "" {
+			fmt.Fprintf(&b, ", aliases: {%q: %q}", s.Alias, s.Alias)
+		}
+		b.WriteString("}\n")
 	}
 	// Served at /mcp/<VirtualServer>, offering the backend's tool only.
 	fmt.Fprintf(&b, "virtualServers:\n- {name: %q, tools: [weather_now]}\n", VirtualServer)
@@ -139,7 +144,7 @@ func NewBackend(t testing.TB) *Backend {
 
 // Server returns the backend's config entry: tools "weather_*".
 func (b *Backend) Entry() Server {
-	return Server{Name: "default/weather", URL: b.URL + "/mcp", Hostname: "weather.default.svc", Prefix: "weather_", Stateless: true}
+	return Server{Name: "default/weather", URL: b.URL + "/mcp", Hostname: "weather.default.svc", Prefix: "weather_", Stateless: true, Alias: "now"}
 }
 
 // ToolCall is a tools/call request body.
