@@ -46,6 +46,15 @@ func sse(eventID, msg string) string {
 	return "event: message\nid: " + eventID + "\ndata: " + msg + "\n\n"
 }
 
+// weatherSession returns a router and a gateway session that has a backend
+// session ("bs-weather") with default/weather.
+func weatherSession(t testing.TB) (*Router, string) {
+	r := newTestRouter(t, "router.yaml")
+	gw := codec(t).Mint()
+	r.Sessions().Put(gw, "default/weather", "bs-weather")
+	return r, gw
+}
+
 // routedCall starts a routed tools/call of name in gateway session gw whose
 // response is an SSE stream.
 func routedCall(t *testing.T, r *Router, gw, name string) *Stream {
@@ -98,9 +107,7 @@ func answerRoute(t *testing.T, r *Router, gw, answer string) (Action, recorder, 
 // go-sdk server numbers its requests from 1) during concurrent calls: each
 // answer reaches the backend that asked, with its original id.
 func TestRelayedRequestsAnsweredByTheirBackends(t *testing.T) {
-	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
-	r.Sessions().Put(gw, "default/weather", "bs-weather")
+	r, gw := weatherSession(t)
 	r.Sessions().Put(gw, "default/github", "bs-github")
 	weather, github := routedCall(t, r, gw, "weather_x"), routedCall(t, r, gw, "gh_y")
 	defer weather.Release()
@@ -177,9 +184,7 @@ func TestRelayedRequestsAnsweredByTheirBackends(t *testing.T) {
 // Whatever the chunking, the client receives the same rewritten stream; a
 // chunk ending inside an event is held back until the event is complete.
 func TestResponseBodyChunking(t *testing.T) {
-	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
-	r.Sessions().Put(gw, "default/weather", "bs-weather")
+	r, gw := weatherSession(t)
 	stream := sse("1", `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}`) +
 		": keep-alive comment\n\n" +
 		"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"q\\\"1\",\"method\":\"roots/list\"}\r\n\r\n" +
@@ -209,9 +214,7 @@ func TestResponseBodyChunking(t *testing.T) {
 
 // Complete events without requests pass as they are, without a copy.
 func TestResponseBodyPassesResultsUntouched(t *testing.T) {
-	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
-	r.Sessions().Put(gw, "default/weather", "bs-weather")
+	r, gw := weatherSession(t)
 	s := routedCall(t, r, gw, "weather_x")
 	defer s.Release()
 	chunk := []byte(sse("1", `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}]}}`))
@@ -232,9 +235,7 @@ func TestResponseBodyPassesResultsUntouched(t *testing.T) {
 // An event larger than the body limit is not held back: it passes
 // unrewritten, and rewriting resumes after it.
 func TestResponseBodyOversizedEvent(t *testing.T) {
-	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
-	r.Sessions().Put(gw, "default/weather", "bs-weather")
+	r, gw := weatherSession(t)
 	s := routedCall(t, r, gw, "weather_x")
 	defer s.Release()
 	big := "data: " + `{"jsonrpc":"2.0","id":1,"method":"x","params":"` + strings.Repeat("a", s.t.maxBody) + `"}`
@@ -259,9 +260,7 @@ func TestResponseBodyAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates; make test-unit runs this without it")
 	}
-	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
-	r.Sessions().Put(gw, "default/weather", "bs-weather")
+	r, gw := weatherSession(t)
 	s := routedCall(t, r, gw, "weather_x")
 	defer s.Release()
 	result := []byte(sse("1", `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"`+strings.Repeat("x", 1024)+`"}]}}`))
@@ -275,9 +274,7 @@ func TestResponseBodyAllocations(t *testing.T) {
 }
 
 func BenchmarkResponseBody(b *testing.B) {
-	r := newTestRouter(b, "router.yaml")
-	gw := codec(b).Mint()
-	r.Sessions().Put(gw, "default/weather", "bs-weather")
+	r, gw := weatherSession(b)
 	body := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"weather_x"}}`)
 	for name, chunk := range map[string][]byte{
 		"result1KiB": []byte(sse("1", `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"`+strings.Repeat("x", 1024)+`"}]}}`)),
