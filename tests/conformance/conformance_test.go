@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/tests/harness"
+	"github.com/mcpgw/mcpgw/tests/mcptest/tasks"
 )
 
 // Environment:
@@ -37,6 +38,10 @@ type run struct {
 	prefix   string   // the backend's prefix in the gateway config
 	// aliases are the backend's aliases in the gateway config.
 	aliases map[string]string
+	// tasks puts a second, task-capable backend behind the gateway (the
+	// fixture tests/mcptest/tasks), prefixed "tasks_", with aliases for the
+	// names the tasks scenarios call.
+	tasks bool
 }
 
 var runs = []run{
@@ -49,7 +54,16 @@ var runs = []run{
 		aliases: sameNames(stableSuiteNames...)},
 	// The stateless 2026-07-28 revision, suite 0.2.0-alpha.12.
 	{name: "direct-2026-07-28", suite: suite2026, extra: []string{"--requirements", "2026-07-28"}},
-	{name: "gateway-2026-07-28", suite: suite2026, extra: []string{"--requirements", "2026-07-28"}, gateway: true},
+	// Through the gateway the everything-server (unprefixed) has a
+	// task-capable neighbour, for the tasks extension's scenarios, which
+	// the everything-server does not implement (directly they fail).
+	{name: "gateway-2026-07-28", suite: suite2026, extra: []string{"--requirements", "2026-07-28"}, gateway: true, tasks: true},
+}
+
+// tasksSuiteNames are the tools the 2026-07-28 suite's tasks scenarios call
+// (the fixture's tools, see tests/mcptest/tasks).
+var tasksSuiteNames = []string{
+	"greet", "slow_compute", "failing_job", "protocol_error_job", "confirm_delete", "multi_input", "test_tool_with_task",
 }
 
 // stableSuiteNames are the tool and prompt names the stable suite calls
@@ -240,10 +254,21 @@ func startGateway(t *testing.T, root, backendURL string, r run, stateless bool) 
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := harness.WriteConfig(cfg, []config.Server{{
+	servers := []config.Server{{
 		Name: "conformance/everything", URL: "http://" + addr + "/mcp", Hostname: addr, Prefix: r.prefix,
 		Aliases: r.aliases, Stateless: stateless,
-	}}); err != nil {
+	}}
+	if r.tasks {
+		url, stop, err := tasks.Serve(context.Background(), "127.0.0.1:0", tasks.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		host := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), tasks.Path)
+		servers = append(servers, config.Server{Name: "conformance/tasks", URL: url, Hostname: host,
+			Prefix: "tasks_", Aliases: sameNames(tasksSuiteNames...), Stateless: true})
+	}
+	if err := harness.WriteConfig(cfg, servers); err != nil {
 		t.Fatal(err)
 	}
 	stack, err := harness.StartStack(context.Background(), harness.StackOptions{
