@@ -239,7 +239,6 @@ func writeNativeTemplate(root, dir string, port int, backend string) (string, er
 	return path, os.WriteFile(path, out, 0o644)
 }
 
-
 // rssBytes returns the resident set size of process pid (VmRSS).
 func rssBytes(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
