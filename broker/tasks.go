@@ -22,14 +22,15 @@ import (
 // A task-capable backend may answer a tools/call with a task instead of a
 // result; the client then polls tasks/get, answers tasks/update and may send
 // tasks/cancel, naming the task by its id (in params.taskId and the
-// Mcp-Name header). The router routes the tools/call straight to the
-// backend, but a task id does not say which server issued it, so these
-// methods reach the broker, which passes each, unchanged, to the backends
-// that advertise the extension in turn until one knows the task: a backend
-// answers -32602 (invalid params) for a task id it did not issue. With one
-// task-capable backend (the common case) that is a single pass-through.
-// The broker also advertises the extension in its server/discover result
-// while any backend does.
+// Mcp-Name header). The router gives the client gateway task ids that name
+// the server (filter/router/tasks.go) and routes tasks requests carrying
+// one straight to it. A task id the router did not issue (a task created
+// through the broker, or a client that made one up) reaches the broker,
+// which passes the request, unchanged, to the backends that advertise the
+// extension in turn until one knows the task: a backend answers -32602
+// (invalid params) for a task id it did not issue. The broker also
+// advertises the extension in its server/discover result while any backend
+// does.
 
 // tasksExtension is the extension's identifier in capabilities.extensions.
 const tasksExtension = "io.modelcontextprotocol/tasks"

@@ -18,7 +18,7 @@ var numRejections = len(router.Metrics{}.Rejected)
 
 // NumCounters is the number of counters: the fixed ones, then one per
 // router.Rejection except RejectNone.
-const NumCounters = 11 + len(router.Metrics{}.Rejected) - 1
+const NumCounters = 12 + len(router.Metrics{}.Rejected) - 1
 
 // counterNames are relative to the host's stats namespace (e.g.
 // "mcpgw.requests").
@@ -33,6 +33,7 @@ var counterNames = func() []string {
 		"mcpgw.sessions_lost",         // backend 404s that invalidated a session
 		"mcpgw.requests_relayed",      // backend requests to clients given relay ids
 		"mcpgw.answers_routed",        // client answers routed back by relay id
+		"mcpgw.tasks_routed",          // tasks requests routed by gateway task id
 		"mcpgw.config_reloads",        // good configs applied (including the first)
 		"mcpgw.config_reload_errors",  // invalid config files (last good kept)
 	}
@@ -57,7 +58,7 @@ type Counters struct {
 
 func (c *Counters) init(m *router.Metrics, w *config.WatchStats) {
 	fixed := []*atomic.Int64{&m.Requests, &m.Routed, &m.RoutedByHeaders, &m.Forwarded, &m.SessionInits,
-		&m.SessionInitFail, &m.SessionsLost, &m.RequestsRelayed, &m.AnswersRouted, &w.Reloads, &w.ReloadErrors}
+		&m.SessionInitFail, &m.SessionsLost, &m.RequestsRelayed, &m.AnswersRouted, &m.TasksRouted, &w.Reloads, &w.ReloadErrors}
 	n := copy(c.src[:], fixed)
 	for r := 1; r < numRejections; r++ {
 		c.src[n] = &m.Rejected[r]

@@ -200,6 +200,13 @@ func (s *Stream) routeAnswer(json string, id gjson.Result) bool {
 // eventStream is the SSE rewriting state of a routed call's response.
 type eventStream struct {
 	on bool
+	// span finds the id to rewrite in one message: requestID (session
+	// era: the backend's requests to the client) or taskIDSpan (stateless
+	// era: task ids, tasks.go).
+	span func(msg []byte) (start, end int, ok bool)
+	// whole: the body is one JSON message (application/json), not SSE
+	// events; it is held back until its end.
+	whole bool
 	// skipping is set while an event too large to hold back passes
 	// unchanged, up to its end.
 	skipping bool
@@ -209,11 +216,22 @@ type eventStream struct {
 
 // WatchResponseBody reports whether the adapter must pass the response body
 // through ResponseBody: for the SSE response of a routed session-era call,
-// whose requests to the client need relay ids. Call it after
-// ResponseHeaders returned ResponseContinue.
+// whose requests to the client need relay ids, and for the response of a
+// routed stateless-era tools/call or tasks request, whose task id needs a
+// gateway task id (tasks.go). Call it after ResponseHeaders returned
+// ResponseContinue.
 func (s *Stream) WatchResponseBody(contentType string) bool {
-	s.sse.on = s.routed && !s.stateless && s.method != "" && isEventStream(contentType)
-	return s.sse.on
+	st := &s.sse
+	st.on = false
+	switch {
+	case !s.routed || s.method == "":
+	case !s.stateless:
+		st.on, st.span = isEventStream(contentType), requestID
+	case s.method == "tools/call" || isTaskMethod(s.method):
+		st.whole = isJSON(contentType)
+		st.on, st.span = st.whole || isEventStream(contentType), taskIDSpan
+	}
+	return st.on
 }
 
 func isEventStream(ct string) bool {
@@ -241,8 +259,11 @@ func (s *Stream) ResponseBody(chunk []byte, end bool) (out []byte, replace bool)
 	}
 	i := 0
 	if st.skipping {
-		// The rest of an oversized event passes as is.
-		next := nextEventEnd(in, 0)
+		// The rest of an oversized event (or JSON body) passes as is.
+		next := -1
+		if !st.whole {
+			next = nextEventEnd(in, 0)
+		}
 		if next < 0 {
 			if end {
 				st.skipping = false
@@ -264,21 +285,24 @@ func (s *Stream) ResponseBody(chunk []byte, end bool) (out []byte, replace bool)
 		o = append(o, in[done:start]...)
 		o = appendRelayID(o, s.server.Name, in[start:end])
 		done = end
-		s.r.Metrics.RequestsRelayed.Add(1)
+		if !s.stateless {
+			s.r.Metrics.RequestsRelayed.Add(1)
+		}
 	}
-	for {
+	for !st.whole {
 		next := nextEventEnd(in, i)
 		if next < 0 {
 			break
 		}
-		if a, b, ok := requestID(in[i:next]); ok {
+		if a, b, ok := st.inEvent(in[i:next]); ok {
 			rewrite(i+a, i+b)
 		}
 		i = next
 	}
 	if end && i < len(in) {
-		// A last event without its blank line still counts.
-		if a, b, ok := requestID(in[i:]); ok {
+		// A last event without its blank line (or a whole JSON body)
+		// still counts.
+		if a, b, ok := st.inEvent(in[i:]); ok {
 			rewrite(i+a, i+b)
 		}
 		i = len(in)
@@ -342,12 +366,24 @@ func nextEventEnd(in []byte, i int) int {
 	}
 }
 
-// requestID finds a JSON-RPC request (a message with a method and an id) in
-// the data of one SSE event and returns the offsets of its id. Events with
-// several data lines are not rewritten (no MCP SDK splits a message).
-func requestID(event []byte) (start, end int, ok bool) {
-	var data []byte
-	offset := 0
+// inEvent finds the id to rewrite in one SSE event's data (or in the whole
+// JSON body) and returns its offsets in event.
+func (st *eventStream) inEvent(event []byte) (start, end int, ok bool) {
+	if st.whole {
+		return st.span(event)
+	}
+	data, offset, ok := eventData(event)
+	if !ok {
+		return 0, 0, false
+	}
+	start, end, ok = st.span(data)
+	return offset + start, offset + end, ok
+}
+
+// eventData returns the data of an SSE event with one data line, and its
+// offset in event. Events with several data lines are not rewritten (no
+// MCP SDK splits a message).
+func eventData(event []byte) (data []byte, offset int, ok bool) {
 	for i := 0; i < len(event); {
 		nl := bytes.IndexByte(event[i:], '\n')
 		line := event[i:]
@@ -356,7 +392,7 @@ func requestID(event []byte) (start, end int, ok bool) {
 		}
 		if v, found := bytes.CutPrefix(line, []byte("data:")); found {
 			if data != nil {
-				return 0, 0, false
+				return nil, 0, false
 			}
 			offset = i + 5
 			if len(v) > 0 && v[0] == ' ' {
@@ -369,15 +405,21 @@ func requestID(event []byte) (start, end int, ok bool) {
 		}
 		i += nl + 1
 	}
+	return data, offset, data != nil
+}
+
+// requestID finds a JSON-RPC request (a message with a method and an id)
+// and returns the offsets of its id.
+func requestID(msg []byte) (start, end int, ok bool) {
 	// Results and notifications are most of the traffic: only a message
 	// with a "method" member needs a parse.
-	if !bytes.Contains(data, []byte(`"method"`)) {
+	if !bytes.Contains(msg, []byte(`"method"`)) {
 		return 0, 0, false
 	}
-	m, valid := scanMessage(data)
+	m, valid := scanMessage(msg)
 	if !valid || m.kind != '{' || m.ambiguous || m.method.Type != gjson.String ||
 		(m.id.Type != gjson.String && m.id.Type != gjson.Number) {
 		return 0, 0, false
 	}
-	return offset + m.id.Index, offset + m.id.Index + len(m.id.Raw), true
+	return m.id.Index, m.id.Index + len(m.id.Raw), true
 }

@@ -39,8 +39,14 @@ func (s *Stream) ResponseHeaders(status int, fromUpstream bool) ResponseAction {
 
 // ApplyResponse rewrites response headers of a routed call: the client must
 // only ever see its gateway session id, never a backend's.
+//
+// A JSON body whose task id gets rewritten (WatchResponseBody) changes
+// length: its content-length goes, and Envoy frames the body itself.
 func (s *Stream) ApplyResponse(h HeaderWriter) {
 	if s.routed && s.gateway != "" {
 		h.Set(config.HeaderSessionID, s.gateway)
+	}
+	if s.sse.on && s.sse.whole {
+		h.Remove("content-length")
 	}
 }

@@ -218,5 +218,6 @@ type Metrics struct {
 	SessionsLost    atomic.Int64 // backend 404s that invalidated a session
 	RequestsRelayed atomic.Int64 // backend requests to clients given relay ids
 	AnswersRouted   atomic.Int64 // client answers routed back by relay id
+	TasksRouted     atomic.Int64 // tasks requests routed by gateway task id
 	Rejected        [numRejections]atomic.Int64
 }

@@ -112,8 +112,10 @@ type Stream struct {
 	noVirtual bool
 	backend   string // backend session id in use
 	// sse rewrites the ids of the requests a backend sends the client on
-	// a routed call's SSE response (relay.go).
+	// a routed call's SSE response (relay.go), or task ids (tasks.go).
 	sse eventStream
+	// taskID is the backend's task id a tasks request is routed with.
+	taskID string
 	// clientInit is the client context of an initialize forwarded to the
 	// broker, until its response names the gateway session (client.go).
 	clientInit *clientContext
@@ -329,6 +331,10 @@ func (s *Stream) RequestBody(body []byte) Action {
 		return s.route("tools/call", json, id, m.name)
 	case "prompts/get":
 		return s.route("prompts/get", json, id, m.name)
+	case "tasks/get", "tasks/update", "tasks/cancel":
+		if s.stateless {
+			return s.routeTask(method.Str, json, id)
+		}
 	case "initialize":
 		if id.Exists() {
 			s.rememberInitialize(json)
@@ -475,7 +481,11 @@ func (s *Stream) ApplyRequest(h HeaderWriter) {
 	h.Set(config.HeaderUpstreamHost, srv.UpstreamHost)
 	if s.stateless && s.method != "" {
 		// The backend checks Mcp-Name against the (unprefixed) body.
-		h.Set(config.HeaderMCPName, s.toolName)
+		if s.taskID != "" {
+			h.Set(config.HeaderMCPName, s.taskID)
+		} else {
+			h.Set(config.HeaderMCPName, s.toolName)
+		}
 	}
 	if s.backend != "" {
 		h.Set(config.HeaderSessionID, s.backend)
