@@ -18,7 +18,7 @@ var numRejections = len(router.Metrics{}.Rejected)
 
 // NumCounters is the number of counters: the fixed ones, then one per
 // router.Rejection except RejectNone.
-const NumCounters = 12 + len(router.Metrics{}.Rejected) - 1
+const NumCounters = 13 + len(router.Metrics{}.Rejected) - 1
 
 // counterNames are relative to the host's stats namespace (e.g.
 // "mcpgw.requests").
@@ -34,6 +34,7 @@ var counterNames = func() []string {
 		"mcpgw.requests_relayed",      // backend requests to clients given relay ids
 		"mcpgw.answers_routed",        // client answers routed back by relay id
 		"mcpgw.tasks_routed",          // tasks requests routed by gateway task id
+		"mcpgw.cancels_relayed",       // client cancellations sent to backends
 		"mcpgw.config_reloads",        // good configs applied (including the first)
 		"mcpgw.config_reload_errors",  // invalid config files (last good kept)
 	}
@@ -58,7 +59,7 @@ type Counters struct {
 
 func (c *Counters) init(m *router.Metrics, w *config.WatchStats) {
 	fixed := []*atomic.Int64{&m.Requests, &m.Routed, &m.RoutedByHeaders, &m.Forwarded, &m.SessionInits,
-		&m.SessionInitFail, &m.SessionsLost, &m.RequestsRelayed, &m.AnswersRouted, &m.TasksRouted, &w.Reloads, &w.ReloadErrors}
+		&m.SessionInitFail, &m.SessionsLost, &m.RequestsRelayed, &m.AnswersRouted, &m.TasksRouted, &m.CancelsRelayed, &w.Reloads, &w.ReloadErrors}
 	n := copy(c.src[:], fixed)
 	for r := 1; r < numRejections; r++ {
 		c.src[n] = &m.Rejected[r]

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/tidwall/gjson"
@@ -33,6 +34,7 @@ type backend struct {
 	initGate  chan struct{}
 	deleteHit chan string
 	levels    []string // params.level of every logging/setLevel, with its session id
+	cancels   []string // params.requestId of every notifications/cancelled, with its session id
 }
 
 // echoArgs is the input of the backend's tools.
@@ -78,6 +80,9 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && gjson.GetBytes(body, "method").Str == "logging/setLevel" {
 		b.levels = append(b.levels, r.Header.Get(config.HeaderSessionID)+" "+gjson.GetBytes(body, "params.level").Str)
 	}
+	if r.Method == http.MethodPost && gjson.GetBytes(body, "method").Str == "notifications/cancelled" {
+		b.cancels = append(b.cancels, r.Header.Get(config.HeaderSessionID)+" "+gjson.GetBytes(body, "params.requestId").Raw)
+	}
 	if r.Method == http.MethodPost && gjson.GetBytes(body, "method").Str == "initialize" {
 		b.inits++
 		b.initBody = append(b.initBody, string(body))
@@ -98,6 +103,17 @@ func (b *backend) initCount() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.inits
+}
+
+// eventually polls cond for up to 5 seconds (the router sends some messages
+// to backends in the background).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+	}
 }
 
 // routerFor returns a router whose servers are the given backends, with

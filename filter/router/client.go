@@ -100,22 +100,33 @@ func (s *Stream) recordLevel(json string) {
 		return // the broker answers the invalid params
 	}
 	backends, initVersion := s.r.sessions.setLevel(s.gateway, level)
+	in := s.r.init
+	s.eachBackend(backends, initVersion, "logging/setLevel", func(ctx context.Context, srv *Server, sid, version string) error {
+		return in.setLevel(ctx, srv, sid, version, level)
+	})
+}
+
+// eachBackend calls send, in the background, for each of the gateway
+// session's backend sessions, with the protocol version offered to
+// backends; failures are logged. send must not read s: the adapter reuses
+// the Stream meanwhile.
+func (s *Stream) eachBackend(backends []backendSession, initVersion, what string,
+	send func(ctx context.Context, srv *Server, sid, version string) error) {
 	if len(backends) == 0 {
 		return
 	}
-	// The goroutine must not read s: the adapter reuses it.
-	t, in, version := s.t, s.r.init, backendVersion(s.protocolVersion, initVersion)
+	t, log, version := s.t, s.r.log, backendVersion(s.protocolVersion, initVersion)
 	go func() {
 		for _, b := range backends {
 			srv := t.byName[b.server]
 			if srv == nil || b.id == "" {
-				continue // removed from the config, or stateless (nothing to set)
+				continue // removed from the config, or stateless (no session)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := in.setLevel(ctx, srv, b.id, version, level)
+			err := send(ctx, srv, b.id, version)
 			cancel()
 			if err != nil {
-				in.log.Warn("backend logging/setLevel failed", "server", srv.Name, "error", err)
+				log.Warn("sending to backend session failed", "what", what, "server", srv.Name, "error", err)
 			}
 		}
 	}()
@@ -174,5 +185,17 @@ func (s *Sessions) setLevel(gateway, level string) ([]backendSession, string) {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	gs.client.level = level
+	return append([]backendSession(nil), gs.backends...), gs.client.version
+}
+
+// backends returns a copy of gateway's backend sessions and the client's
+// initialize version.
+func (s *Sessions) backends(gateway string) ([]backendSession, string) {
+	gs, ok := s.cache.Peek(gateway)
+	if !ok {
+		return nil, ""
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
 	return append([]backendSession(nil), gs.backends...), gs.client.version
 }

@@ -1,10 +1,10 @@
 package router
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -141,19 +141,11 @@ func TestClientContextReachesBackend(t *testing.T) {
 		t.Fatalf("setLevel: %s", actions[res.action])
 	}
 	want := []string{backendID + " info", backendID + " error"}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, fmt.Sprintf("backend setLevel %q", want), func() bool {
 		b.mu.Lock()
-		levels = slices.Clone(b.levels)
-		b.mu.Unlock()
-		if slices.Equal(levels, want) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !slices.Equal(levels, want) {
-		t.Fatalf("backend setLevel %q, want %q", levels, want)
-	}
+		defer b.mu.Unlock()
+		return slices.Equal(b.levels, want)
+	})
 	// Now info is below the level: the backend drops the notification.
 	res = send(t, r, gw, "2025-11-25", call(4, "echo_log", ""))
 	if res.action != Route || strings.Contains(res.body, "hello from the backend") || ran(res.body) != "logged" {
@@ -222,5 +214,46 @@ func TestInternLevel(t *testing.T) {
 		if got := internLevel(gjson.Parse(raw)); got != "" {
 			t.Errorf("internLevel(%s) = %q", raw, got)
 		}
+	}
+}
+
+// A client's cancellation of a routed call reaches the backend sessions of
+// its gateway session (in the background) and goes on to the broker; one
+// naming a relay id is routed to that backend alone, id restored.
+func TestCancellation(t *testing.T) {
+	echo, other := newBackend(t, true), newBackend(t, true)
+	r := routerFor(t, 0, map[string]*backend{"echo": echo, "other": other})
+	gw := codec(t).Mint()
+	for i, name := range []string{"echo_x", "other_x"} {
+		if res := send(t, r, gw, "2025-11-25", call(i+1, name, "a")); res.action != Route {
+			t.Fatalf("call %s: %s", name, actions[res.action])
+		}
+	}
+	res := send(t, r, gw, "2025-11-25", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`)
+	if res.action != Forward {
+		t.Fatalf("cancellation: %s, want forward (to the broker as well)", actions[res.action])
+	}
+	for name, b := range map[string]*backend{"echo": echo, "other": other} {
+		sid, _ := r.Sessions().Get(gw, name)
+		eventually(t, name+" got the cancellation", func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return slices.Equal(b.cancels, []string{sid + " 7"})
+		})
+	}
+
+	relayed := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"mcpgw:4:echon3"}}`
+	res = send(t, r, gw, "2025-11-25", relayed)
+	if res.action != Route {
+		t.Fatalf("cancellation of a relayed request: %s, want route", actions[res.action])
+	}
+	sid, _ := r.Sessions().Get(gw, "echo")
+	eventually(t, "echo got the relayed cancellation", func() bool {
+		echo.mu.Lock()
+		defer echo.mu.Unlock()
+		return slices.Contains(echo.cancels, sid+" 3")
+	})
+	if n := r.Metrics.CancelsRelayed.Load(); n != 1 {
+		t.Errorf("CancelsRelayed = %d, want 1", n)
 	}
 }

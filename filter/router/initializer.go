@@ -118,6 +118,20 @@ func (in *initializer) setLevel(ctx context.Context, srv *Server, sid, version, 
 	return nil
 }
 
+// notify sends a client's notification (a JSON-RPC message without id) to
+// the backend session sid.
+func (in *initializer) notify(ctx context.Context, srv *Server, sid, version, body string) error {
+	resp, err := in.post(ctx, srv, body, sid, version)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
 func (in *initializer) post(ctx context.Context, srv *Server, body, sid, version string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader(body))
 	if err != nil {

@@ -169,14 +169,23 @@ func appendJSONStringContent(dst []byte, s string) []byte {
 // other id, or when the gateway session has no backend session with that
 // server (any more).
 func (s *Stream) routeAnswer(json string, id gjson.Result) bool {
-	if id.Type != gjson.String || s.gateway == "" || s.noVirtual {
+	if id.Type != gjson.String || s.gateway == "" || s.noVirtual || !s.t.codec.Valid(s.gateway) {
 		return false
 	}
 	name, kind, original, ok := parseRelayID(id.Str)
-	if !ok || !s.t.codec.Valid(s.gateway) {
+	if !ok || !s.routeRelayed(json, id, s.t.byName[name], kind, original) {
 		return false
 	}
-	srv := s.t.byName[name]
+	s.method = ""
+	s.r.Metrics.AnswersRouted.Add(1)
+	return true
+}
+
+// routeRelayed routes a message that names a relay id at span (a client's
+// answer to, or cancellation of, a backend's request) to srv's backend
+// session of the gateway session, with the original id restored in the
+// body. It reports false when there is no such session.
+func (s *Stream) routeRelayed(json string, span gjson.Result, srv *Server, kind byte, original string) bool {
 	if srv == nil {
 		return false
 	}
@@ -185,14 +194,13 @@ func (s *Stream) routeAnswer(json string, id gjson.Result) bool {
 		return false
 	}
 	bp := bodyPool.Get().(*[]byte)
-	b := append((*bp)[:0], json[:id.Index]...)
+	b := append((*bp)[:0], json[:span.Index]...)
 	b = appendOriginalID(b, kind, original)
-	b = append(b, json[id.Index+len(id.Raw):]...)
+	b = append(b, json[span.Index+len(span.Raw):]...)
 	*bp = b
 	s.body = bp
-	s.server, s.backend, s.routed = srv, backend, true
-	s.method, s.toolName = "", ""
-	s.r.Metrics.AnswersRouted.Add(1)
+	s.server, s.backend, s.routed, s.toolName = srv, backend, true, ""
+	s.method = "notifications/cancelled"
 	s.routeNow()
 	return true
 }

@@ -219,5 +219,6 @@ type Metrics struct {
 	RequestsRelayed atomic.Int64 // backend requests to clients given relay ids
 	AnswersRouted   atomic.Int64 // client answers routed back by relay id
 	TasksRouted     atomic.Int64 // tasks requests routed by gateway task id
+	CancelsRelayed  atomic.Int64 // client cancellations sent to backends
 	Rejected        [numRejections]atomic.Int64
 }

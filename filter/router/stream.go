@@ -116,6 +116,7 @@ type Stream struct {
 	sse eventStream
 	// taskID is the backend's task id a tasks request is routed with.
 	taskID string
+
 	// clientInit is the client context of an initialize forwarded to the
 	// broker, until its response names the gateway session (client.go).
 	clientInit *clientContext
@@ -342,6 +343,10 @@ func (s *Stream) RequestBody(body []byte) Action {
 	case "logging/setLevel":
 		if id.Exists() {
 			s.recordLevel(json)
+		}
+	case "notifications/cancelled":
+		if !s.stateless && s.cancel(json) {
+			return Route
 		}
 	}
 	return s.forward(method.Str)

@@ -86,3 +86,50 @@ func TestServerToClientRequests(t *testing.T) {
 		t.Errorf("mcpgw.answers_routed grew by %d (%v), want 2", n-answers0, err)
 	}
 }
+
+// TestCancellationReachesBackend: a client cancelling a routed call
+// (notifications/cancelled naming the call's id, as the go-sdk client sends
+// when the call's context ends) stops the tool on the backend that runs it.
+func TestCancellationReachesBackend(t *testing.T) {
+	srv := mcptest.NewEchoServer("echo")
+	started, stopped := make(chan struct{}, 1), make(chan error, 1)
+	mcp.AddTool(srv, &mcp.Tool{Name: "block", Description: "Runs until cancelled."},
+		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			started <- struct{}{}
+			select {
+			case <-ctx.Done():
+				stopped <- ctx.Err()
+				return nil, nil, ctx.Err()
+			case <-time.After(20 * time.Second):
+				stopped <- errors.New("never cancelled")
+				return nil, nil, nil
+			}
+		})
+	e := startEnv(t, &backend{name: "echo", prefix: "echo_", srv: srv})
+	cs := e.connect(t, nil, nil)
+	admin := e.stack.Envoy.AdminURL()
+	cancels0, err := harness.Counter(admin, "mcpgw.cancels_relayed")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel()
+	}()
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo_block"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled call returned %v", err)
+	}
+	select {
+	case err := <-stopped:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("backend tool ended with %v, want its context cancelled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend never saw the cancellation")
+	}
+	if n, err := harness.WaitCounter(admin, "mcpgw.cancels_relayed", cancels0+1); err != nil || n != cancels0+1 {
+		t.Errorf("mcpgw.cancels_relayed grew by %d (%v), want 1", n-cancels0, err)
+	}
+}
