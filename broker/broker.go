@@ -70,8 +70,9 @@ type Options struct {
 	// (On...) and Subscriptions are set by the broker.
 	Upstream upstream.Options
 	// SessionIdleTimeout closes client sessions that sent no request to the
-	// broker for that long (default 0: never). Beware that calls routed by
-	// Envoy to backends do not reach the broker and so do not count.
+	// broker and held no GET stream for that long (0: never; see idle.go).
+	// Calls routed by Envoy to backends do not reach the broker and so do
+	// not count. mcpgw-broker's default is DefaultSessionIdleTimeout.
 	SessionIdleTimeout time.Duration
 	// ShutdownTimeout bounds Run's graceful shutdown (default 10s).
 	ShutdownTimeout time.Duration
@@ -106,6 +107,9 @@ type Broker struct {
 	subs     map[string]*subscription        // by URI
 	watched  map[*mcp.ServerSession]struct{} // subscribers whose end is watched
 	watchers sync.WaitGroup                  // their watching goroutines
+
+	activity sessionActivity // for SessionIdleTimeout (idle.go)
+	stopReap chan struct{}   // closed by Close
 }
 
 // backend is one configured server and its connection.
@@ -140,6 +144,15 @@ func New(opts Options) *Broker {
 		})
 	b.handler = b.newHandler(b.server)
 	b.reg = newRegistry(b.server, b.log, proxy{b}, func() { b.metrics.registrationFailures.Add(1) })
+	b.activity.byID = map[string]*activity{}
+	b.stopReap = make(chan struct{})
+	if opts.SessionIdleTimeout > 0 {
+		b.watchers.Add(1)
+		go func() {
+			defer b.watchers.Done()
+			b.reapIdle(b.stopReap)
+		}()
+	}
 	return b
 }
 
@@ -187,13 +200,14 @@ func (b *Broker) newHandler(srv *mcp.Server) http.Handler {
 		// Envoy forwards the client's Host to a broker on loopback, which
 		// the go-sdk's DNS-rebinding check would refuse with 403.
 		DisableLocalhostProtection: true,
-		SessionTimeout:             b.opts.SessionIdleTimeout,
+		// No SessionTimeout: it counts only POSTs (see idle.go).
 	})
 	stateless := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 		Logger:                     b.log,
 		DisableLocalhostProtection: true,
 		Stateless:                  true,
 	})
+	tracked := b.trackActivity(stateful)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isStateless(r) {
 			if isTaskRequest(r) && b.serveTask(w, r) {
@@ -202,7 +216,7 @@ func (b *Broker) newHandler(srv *mcp.Server) http.Handler {
 			stateless.ServeHTTP(w, r)
 			return
 		}
-		stateful.ServeHTTP(w, r)
+		tracked.ServeHTTP(w, r)
 	})
 }
 
@@ -388,6 +402,7 @@ func (b *Broker) Close() error {
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true
+		close(b.stopReap)
 		for _, be := range b.backends {
 			b.removeLocked(be)
 		}

@@ -35,8 +35,13 @@ func run(args []string, stderr io.Writer) error {
 	addr := fs.String("addr", broker.DefaultAddr, "listen address")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	idle := fs.Duration("session-idle-timeout", broker.DefaultSessionIdleTimeout,
+		"close client sessions without a request to the broker or an open GET stream for this long (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *idle < 0 {
+		return errors.New("-session-idle-timeout must not be negative")
 	}
 	logger, err := parseFlags(*configPath, *addr, *logFormat, *logLevel, stderr)
 	if err != nil {
@@ -44,7 +49,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return broker.Run(ctx, broker.Options{ConfigPath: *configPath, Addr: *addr, Logger: logger})
+	return broker.Run(ctx, broker.Options{ConfigPath: *configPath, Addr: *addr, Logger: logger, SessionIdleTimeout: *idle})
 }
 
 // parseFlags checks every flag at once and builds the logger.
