@@ -39,9 +39,33 @@ func ServeListener(ctx context.Context, ln net.Listener, srv *mcp.Server) (url s
 }
 
 func serve(ctx context.Context, ln net.Listener, srv *mcp.Server) (string, func()) {
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+	// Closing the sessions releases the hanging GET streams and the
+	// sessions' goroutines.
+	return serveHandler(ctx, ln, h, func() {
+		for ss := range srv.Sessions() {
+			ss.Close()
+		}
+	})
+}
+
+// ServeHandler serves h at Path on addr like Serve, for servers that are
+// not a plain *mcp.Server. stop closes the listener and the connections,
+// then calls release (if not nil), which must end handlers that would
+// otherwise wait forever (such as GET streams), then waits for the serving
+// goroutine.
+func ServeHandler(ctx context.Context, addr string, h http.Handler, release func()) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("mcptest: listen on %s: %w", addr, err)
+	}
+	url, stop = serveHandler(ctx, ln, h, release)
+	return url, stop, nil
+}
+
+func serveHandler(ctx context.Context, ln net.Listener, h http.Handler, release func()) (string, func()) {
 	mux := http.NewServeMux()
-	mux.Handle(Path, mcp.NewStreamableHTTPHandler(
-		func(*http.Request) *mcp.Server { return srv }, nil))
+	mux.Handle(Path, h)
 	hs := &http.Server{Handler: mux}
 	done := make(chan struct{})
 	go func() {
@@ -51,12 +75,11 @@ func serve(ctx context.Context, ln net.Listener, srv *mcp.Server) (string, func(
 		}
 	}()
 	stop := sync.OnceFunc(func() {
-		// Close connections first so that no new session appears while the
-		// existing ones are closed; closing the sessions releases the hanging
-		// GET streams and the sessions' goroutines.
+		// Close connections first so that no new request arrives while
+		// release ends the ones in progress.
 		hs.Close()
-		for ss := range srv.Sessions() {
-			ss.Close()
+		if release != nil {
+			release()
 		}
 		<-done
 	})
