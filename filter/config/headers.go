@@ -27,6 +27,10 @@ const (
 	// stateless-era clients send on tools/call, prompts/get and
 	// resources/read. The router rewrites it to the unprefixed name.
 	HeaderMCPName = "mcp-name"
+	// HeaderLastEventID is SSE's resumption header: a session-era client
+	// resuming a stream with GET sends the last event id it received. The
+	// router rewrites a gateway event id to the backend's.
+	HeaderLastEventID = "last-event-id"
 )
 
 // InternalHeaders are removed from every client request.

@@ -38,6 +38,7 @@ const (
 	keyOrigin                             // origin (DNS-rebinding protection)
 	keyMCPMethod                          // mcp-method (stateless era)
 	keyMCPName                            // mcp-name (stateless era)
+	keyLastEventID                        // last-event-id (stream resumption)
 	numKeys
 )
 
@@ -52,7 +53,7 @@ func init() {
 	names = append(names, config.InternalHeaders[:]...)
 	names = append(names, ":method", "content-type", "content-length",
 		config.HeaderSessionID, config.HeaderProtocolVersion, ":path", "origin",
-		config.HeaderMCPMethod, config.HeaderMCPName)
+		config.HeaderMCPMethod, config.HeaderMCPName, config.HeaderLastEventID)
 	for i, n := range names {
 		// Copied to C memory once and never freed: the table lives as long
 		// as the process (the module is never unloaded).

@@ -85,6 +85,7 @@ func (f *filter) onRequestHeaders(endOfStream bool) C.int32_t {
 		Origin:          envoyString(f.hdrs[keyOrigin-keyMethod]),
 		MCPMethod:       envoyString(f.hdrs[keyMCPMethod-keyMethod]),
 		MCPName:         envoyString(f.hdrs[keyMCPName-keyMethod]),
+		LastEventID:     envoyString(f.hdrs[keyLastEventID-keyMethod]),
 		EndOfStream:     endOfStream,
 	}
 	switch f.RequestHeaders(h) {

@@ -40,6 +40,7 @@ func readRequestHeaders(h api.RequestHeaderMap, endStream bool) router.RequestHe
 		Origin:          get("origin"),
 		MCPMethod:       get(config.HeaderMCPMethod),
 		MCPName:         get(config.HeaderMCPName),
+		LastEventID:     get(config.HeaderLastEventID),
 		EndOfStream:     endStream,
 	}
 }

@@ -62,7 +62,21 @@ func appendRelayID(dst []byte, server string, raw []byte) []byte {
 // parseRelayID splits a relay id (the decoded string) into the server name
 // and the original id's kind and text. ok is false for any other string.
 func parseRelayID(id string) (server string, kind byte, original string, ok bool) {
-	rest, ok := strings.CutPrefix(id, relayIDPrefix)
+	server, kind, original, ok = splitRelayID(id)
+	switch {
+	case !ok:
+	case kind == 's':
+		return server, kind, original, true
+	case kind == 'n' && isJSONNumber(original):
+		// Only a JSON number may go back into the body unquoted.
+		return server, kind, original, true
+	}
+	return "", 0, "", false
+}
+
+// splitRelayID splits "mcpgw:<len>:<server><kind><rest>".
+func splitRelayID(id string) (server string, kind byte, rest string, ok bool) {
+	rest, ok = strings.CutPrefix(id, relayIDPrefix)
 	if !ok {
 		return "", 0, "", false
 	}
@@ -75,17 +89,7 @@ func parseRelayID(id string) (server string, kind byte, original string, ok bool
 	if err != nil || n <= 0 || n >= len(rest) {
 		return "", 0, "", false
 	}
-	server, kind, original = rest[:n], rest[n], rest[n+1:]
-	switch kind {
-	case 's':
-		return server, kind, original, true
-	case 'n':
-		// Only a JSON number may go back into the body unquoted.
-		if isJSONNumber(original) {
-			return server, kind, original, true
-		}
-	}
-	return "", 0, "", false
+	return rest[:n], rest[n], rest[n+1:], true
 }
 
 // isJSONNumber reports whether v is exactly one JSON number (RFC 8259).
@@ -232,7 +236,7 @@ func (s *Stream) WatchResponseBody(contentType string) bool {
 	st := &s.sse
 	st.on = false
 	switch {
-	case !s.routed || s.method == "":
+	case !s.routed || s.method == "" && s.resumeID == "":
 	case !s.stateless:
 		st.on, st.span = isEventStream(contentType), requestID
 	case s.method == "tools/call" || isTaskMethod(s.method):
@@ -283,7 +287,7 @@ func (s *Stream) ResponseBody(chunk []byte, end bool) (out []byte, replace bool)
 	}
 	var o []byte
 	done := 0 // in[:done] is in o already (when o is used)
-	rewrite := func(start, end int) {
+	rewrite := func(start, end int, eventID bool) {
 		if o == nil {
 			if st.out == nil {
 				st.out = bodyPool.Get().(*[]byte)
@@ -291,10 +295,33 @@ func (s *Stream) ResponseBody(chunk []byte, end bool) (out []byte, replace bool)
 			o = (*st.out)[:0]
 		}
 		o = append(o, in[done:start]...)
-		o = appendRelayID(o, s.server.Name, in[start:end])
+		if eventID {
+			o = appendEventID(o, s.server.Name, in[start:end])
+		} else {
+			o = appendRelayID(o, s.server.Name, in[start:end])
+			if !s.stateless {
+				s.r.Metrics.RequestsRelayed.Add(1)
+			}
+		}
 		done = end
-		if !s.stateless {
-			s.r.Metrics.RequestsRelayed.Add(1)
+	}
+	// event rewrites one event at offset i: its SSE id (session era, for
+	// resumption) and the id its message carries, in the order they come.
+	event := func(i int, ev []byte) {
+		a, b, hasMsg := st.inEvent(ev)
+		ia, ib, hasID := -1, -1, false
+		if !st.whole && !s.stateless && eventIDsRewritable(s.server.Name) {
+			ia, ib, hasID = eventIDSpan(ev)
+		}
+		if hasID && (!hasMsg || ia < a) {
+			rewrite(i+ia, i+ib, true)
+			hasID = false
+		}
+		if hasMsg {
+			rewrite(i+a, i+b, false)
+		}
+		if hasID {
+			rewrite(i+ia, i+ib, true)
 		}
 	}
 	for !st.whole {
@@ -302,17 +329,13 @@ func (s *Stream) ResponseBody(chunk []byte, end bool) (out []byte, replace bool)
 		if next < 0 {
 			break
 		}
-		if a, b, ok := st.inEvent(in[i:next]); ok {
-			rewrite(i+a, i+b)
-		}
+		event(i, in[i:next])
 		i = next
 	}
 	if end && i < len(in) {
 		// A last event without its blank line (or a whole JSON body)
 		// still counts.
-		if a, b, ok := st.inEvent(in[i:]); ok {
-			rewrite(i+a, i+b)
-		}
+		event(i, in[i:])
 		i = len(in)
 	}
 	rest := in[i:]
@@ -386,6 +409,49 @@ func (st *eventStream) inEvent(event []byte) (start, end int, ok bool) {
 	}
 	start, end, ok = st.span(data)
 	return offset + start, offset + end, ok
+}
+
+// eventIDSpan returns the offsets of the value of an SSE event's id field.
+func eventIDSpan(event []byte) (start, end int, ok bool) {
+	for i := 0; i < len(event); {
+		nl := bytes.IndexByte(event[i:], '\n')
+		line := event[i:]
+		if nl >= 0 {
+			line = event[i : i+nl]
+		}
+		if v, found := bytes.CutPrefix(line, []byte("id:")); found {
+			start = i + 3
+			if len(v) > 0 && v[0] == ' ' {
+				v, start = v[1:], start+1
+			}
+			v = bytes.TrimSuffix(v, []byte("\r"))
+			return start, start + len(v), len(v) > 0
+		}
+		if nl < 0 {
+			break
+		}
+		i += nl + 1
+	}
+	return 0, 0, false
+}
+
+// appendEventID appends the gateway's SSE event id for a backend's event id
+// (the relay-id format with kind 'e', as plain text): a client resuming the
+// stream sends it back in Last-Event-ID, and the router resumes the stream
+// on that server (Stream.routeResume).
+func appendEventID(dst []byte, server string, original []byte) []byte {
+	dst = append(dst, relayIDPrefix...)
+	dst = strconv.AppendInt(dst, int64(len(server)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, server...)
+	dst = append(dst, 'e')
+	return append(dst, original...)
+}
+
+// eventIDsRewritable reports whether server's name can stand in an SSE id
+// field (no line break or NUL).
+func eventIDsRewritable(server string) bool {
+	return !strings.ContainsAny(server, "\r\n\x00")
 }
 
 // eventData returns the data of an SSE event with one data line, and its

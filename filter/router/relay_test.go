@@ -127,7 +127,9 @@ func TestRelayedRequestsAnsweredByTheirBackends(t *testing.T) {
 	if wID.Type != gjson.String || gID.Type != gjson.String || wID.Str == gID.Str {
 		t.Fatalf("request ids not rewritten apart: %s / %s", wID.Raw, gID.Raw)
 	}
-	if want := sse("1", progress) + sse("2", strings.Replace(ask, `"id":1`, `"id":`+wID.Raw, 1)); got["weather"] != want {
+	// The SSE event ids are the gateway's too (for resumption).
+	weatherEvent := func(id string) string { return "mcpgw:15:default/weathere" + id }
+	if want := sse(weatherEvent("1"), progress) + sse(weatherEvent("2"), strings.Replace(ask, `"id":1`, `"id":`+wID.Raw, 1)); got["weather"] != want {
 		t.Errorf("weather stream:\n%q\nwant\n%q", got["weather"], want)
 	}
 
@@ -212,12 +214,16 @@ func TestResponseBodyChunking(t *testing.T) {
 	}
 }
 
-// Complete events without requests pass as they are, without a copy.
+// message is an SSE event without an id, as go-sdk servers without an
+// event store (the default) write them.
+func sseNoID(msg string) string { return "event: message\ndata: " + msg + "\n\n" }
+
+// Complete events without requests (or SSE ids) pass as they are, without a copy.
 func TestResponseBodyPassesResultsUntouched(t *testing.T) {
 	r, gw := weatherSession(t)
 	s := routedCall(t, r, gw, "weather_x")
 	defer s.Release()
-	chunk := []byte(sse("1", `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}]}}`))
+	chunk := []byte(sseNoID(`{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}]}}`))
 	if _, replace := s.ResponseBody(chunk, true); replace {
 		t.Error("a result event was copied")
 	}
@@ -277,8 +283,9 @@ func BenchmarkResponseBody(b *testing.B) {
 	r, gw := weatherSession(b)
 	body := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"weather_x"}}`)
 	for name, chunk := range map[string][]byte{
-		"result1KiB": []byte(sse("1", `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"`+strings.Repeat("x", 1024)+`"}]}}`)),
-		"request":    []byte(sse("2", `{"jsonrpc":"2.0","id":2,"method":"elicitation/create","params":{"message":"?"}}`)),
+		"result1KiB":        []byte(sseNoID(`{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"` + strings.Repeat("x", 1024) + `"}]}}`)),
+		"result1KiBEventID": []byte(sse("1", `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"`+strings.Repeat("x", 1024)+`"}]}}`)),
+		"request":           []byte(sse("2", `{"jsonrpc":"2.0","id":2,"method":"elicitation/create","params":{"message":"?"}}`)),
 	} {
 		b.Run(name, func(b *testing.B) {
 			s := r.NewStream()
@@ -292,5 +299,50 @@ func BenchmarkResponseBody(b *testing.B) {
 				s.ResponseBody(chunk, false)
 			}
 		})
+	}
+}
+
+// A GET resuming a routed stream (Last-Event-ID: a gateway event id) goes to
+// the backend session that served it, with the backend's event id; any
+// other GET is the broker's.
+func TestStreamResumption(t *testing.T) {
+	r, gw := weatherSession(t)
+	resume := func(session, lastEventID string) (HeadersAction, recorder) {
+		s := r.NewStream()
+		defer s.Release()
+		ha := s.RequestHeaders(RequestHeaders{Method: "GET", SessionID: session, ProtocolVersion: "2025-11-25",
+			LastEventID: lastEventID, EndOfStream: true, ContentLength: -1})
+		var w recorder
+		if ha == HeadersRoute {
+			s.ApplyRequest(&w)
+			if s.ResponseHeaders(200, true) != ResponseContinue || !s.WatchResponseBody("text/event-stream") {
+				t.Error("resumed stream not watched")
+			}
+		}
+		return ha, w
+	}
+	ha, w := resume(gw, "mcpgw:15:default/weathere0_7")
+	if ha != HeadersRoute {
+		t.Fatalf("resume: %s, want route", headersActions[ha])
+	}
+	for name, want := range map[string]string{"x-mcp-servername": "default/weather", "mcp-session-id": "bs-weather",
+		"last-event-id": "0_7", ":authority": "weather.mcp.local"} {
+		if v, _ := w.get(name); v != want {
+			t.Errorf("%s = %q, want %q", name, v, want)
+		}
+	}
+	for name, tc := range map[string]struct{ session, id string }{
+		"broker's own event id":  {gw, "3_1"},
+		"request relay id":       {gw, "mcpgw:15:default/weathers0_7"},
+		"server without session": {gw, "mcpgw:14:default/githube0_7"},
+		"unknown server":         {gw, "mcpgw:4:nonee0_7"},
+		"forged session":         {"forged", "mcpgw:15:default/weathere0_7"},
+	} {
+		if ha, _ := resume(tc.session, tc.id); ha != HeadersContinue {
+			t.Errorf("%s: %s, want continue (the broker's)", name, headersActions[ha])
+		}
+	}
+	if n := r.Metrics.StreamsResumed.Load(); n != 1 {
+		t.Errorf("StreamsResumed = %d, want 1", n)
 	}
 }

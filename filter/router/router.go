@@ -220,5 +220,6 @@ type Metrics struct {
 	AnswersRouted   atomic.Int64 // client answers routed back by relay id
 	TasksRouted     atomic.Int64 // tasks requests routed by gateway task id
 	CancelsRelayed  atomic.Int64 // client cancellations sent to backends
+	StreamsResumed  atomic.Int64 // SSE streams resumed on a backend (Last-Event-ID)
 	Rejected        [numRejections]atomic.Int64
 }

@@ -33,6 +33,9 @@ type RequestHeaders struct {
 	// stateless era (2026-07-28); "" when absent.
 	MCPMethod string
 	MCPName   string
+	// LastEventID is the Last-Event-ID header of a GET resuming an SSE
+	// stream ("" when absent).
+	LastEventID string
 	// EndOfStream is true when the request has no body.
 	EndOfStream bool
 }
@@ -116,6 +119,9 @@ type Stream struct {
 	sse eventStream
 	// taskID is the backend's task id a tasks request is routed with.
 	taskID string
+	// resumeID is the backend's event id a GET resumes its stream from
+	// (resume.go).
+	resumeID string
 
 	// clientInit is the client context of an initialize forwarded to the
 	// broker, until its response names the gateway session (client.go).
@@ -186,6 +192,8 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 	case h.Method == "DELETE" && s.gateway != "" && s.t.codec.Valid(s.gateway):
 		s.endSessions()
 		return HeadersContinue
+	case h.Method == "GET" && h.LastEventID != "" && s.routeResume(h.LastEventID):
+		return HeadersRoute
 	case h.Method != "POST" || h.EndOfStream:
 		return HeadersContinue // GET streams, DELETE, ...: the broker's
 	case h.ContentLength > int64(s.t.maxBody):
@@ -496,6 +504,9 @@ func (s *Stream) ApplyRequest(h HeaderWriter) {
 		h.Set(config.HeaderSessionID, s.backend)
 	} else {
 		h.Remove(config.HeaderSessionID)
+	}
+	if s.resumeID != "" {
+		h.Set(config.HeaderLastEventID, s.resumeID)
 	}
 	if srv.CredentialHeader != "" {
 		h.Set(srv.CredentialHeader, srv.CredentialValue)

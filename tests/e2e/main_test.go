@@ -21,6 +21,7 @@ import (
 type backend struct {
 	name, prefix, addr, url string
 	srv                     *mcp.Server
+	opts                    *mcp.StreamableHTTPOptions // nil: go-sdk defaults
 	stop                    func()
 }
 
@@ -38,7 +39,7 @@ func (b *backend) start(t *testing.T) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	url, stop, err := mcptest.Serve(context.Background(), addr, b.srv)
+	url, stop, err := mcptest.ServeOptions(context.Background(), addr, b.srv, b.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,3 +133,36 @@ func TestCancellationReachesBackend(t *testing.T) {
 		t.Errorf("mcpgw.cancels_relayed grew by %d (%v), want 1", n-cancels0, err)
 	}
 }
+
+// TestStreamResumption: a backend with an event store ends a routed call's
+// SSE stream early, asking the client to come back (2025-11-25, SEP-1699);
+// the client resumes with a GET carrying the last event id it got, which
+// the router sends to that backend session, and the call completes.
+func TestStreamResumption(t *testing.T) {
+	srv := mcptest.NewEchoServer("echo")
+	mcp.AddTool(srv, &mcp.Tool{Name: "poll", Description: "Ends its stream, then answers."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Data: "working"}); err != nil {
+				return nil, nil, err
+			}
+			req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: 50 * time.Millisecond})
+			time.Sleep(300 * time.Millisecond)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
+		})
+	e := startEnv(t, &backend{name: "echo", prefix: "echo_", srv: srv,
+		opts: &mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)}})
+	cs := e.connect(t, nil, nil)
+	admin := e.stack.Envoy.AdminURL()
+	resumed0, err := harness.Counter(admin, "mcpgw.streams_resumed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if got := callText(ctx, t, cs, "echo_poll", nil); got != "done" {
+		t.Errorf("echo_poll = %q, want done", got)
+	}
+	if n, err := harness.WaitCounter(admin, "mcpgw.streams_resumed", resumed0+1); err != nil || n <= resumed0 {
+		t.Errorf("mcpgw.streams_resumed grew by %d (%v), want at least 1", n-resumed0, err)
+	}
+}

@@ -25,21 +25,27 @@ const Path = "/mcp"
 // goroutine. stop is idempotent and is also called when ctx is done. Serve a
 // given srv from one Serve call at a time: stop closes all of srv's sessions.
 func Serve(ctx context.Context, addr string, srv *mcp.Server) (url string, stop func(), err error) {
+	return ServeOptions(ctx, addr, srv, nil)
+}
+
+// ServeOptions is Serve with handler options (e.g. an EventStore, which
+// makes the server's SSE streams resumable).
+func ServeOptions(ctx context.Context, addr string, srv *mcp.Server, opts *mcp.StreamableHTTPOptions) (url string, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("mcptest: listen on %s: %w", addr, err)
 	}
-	url, stop = serve(ctx, ln, srv)
+	url, stop = serve(ctx, ln, srv, opts)
 	return url, stop, nil
 }
 
 // ServeListener is Serve on an existing listener, which it takes over.
 func ServeListener(ctx context.Context, ln net.Listener, srv *mcp.Server) (url string, stop func()) {
-	return serve(ctx, ln, srv)
+	return serve(ctx, ln, srv, nil)
 }
 
-func serve(ctx context.Context, ln net.Listener, srv *mcp.Server) (string, func()) {
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+func serve(ctx context.Context, ln net.Listener, srv *mcp.Server, opts *mcp.StreamableHTTPOptions) (string, func()) {
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, opts)
 	// Closing the sessions releases the hanging GET streams and the
 	// sessions' goroutines.
 	return serveHandler(ctx, ln, h, func() {
