@@ -413,26 +413,8 @@ func (st *eventStream) inEvent(event []byte) (start, end int, ok bool) {
 
 // eventIDSpan returns the offsets of the value of an SSE event's id field.
 func eventIDSpan(event []byte) (start, end int, ok bool) {
-	for i := 0; i < len(event); {
-		nl := bytes.IndexByte(event[i:], '\n')
-		line := event[i:]
-		if nl >= 0 {
-			line = event[i : i+nl]
-		}
-		if v, found := bytes.CutPrefix(line, []byte("id:")); found {
-			start = i + 3
-			if len(v) > 0 && v[0] == ' ' {
-				v, start = v[1:], start+1
-			}
-			v = bytes.TrimSuffix(v, []byte("\r"))
-			return start, start + len(v), len(v) > 0
-		}
-		if nl < 0 {
-			break
-		}
-		i += nl + 1
-	}
-	return 0, 0, false
+	v, start, n := sseField(event, "id:")
+	return start, start + len(v), n > 0 && len(v) > 0
 }
 
 // appendEventID appends the gateway's SSE event id for a backend's event id
@@ -458,28 +440,36 @@ func eventIDsRewritable(server string) bool {
 // offset in event. Events with several data lines are not rewritten (no
 // MCP SDK splits a message).
 func eventData(event []byte) (data []byte, offset int, ok bool) {
+	data, offset, n := sseField(event, "data:")
+	return data, offset, n == 1
+}
+
+// sseField returns the value of an SSE event's first line starting with
+// name ("data:", with the colon), its offset in event, and how many such
+// lines the event has.
+func sseField(event []byte, name string) (value []byte, offset, count int) {
 	for i := 0; i < len(event); {
 		nl := bytes.IndexByte(event[i:], '\n')
 		line := event[i:]
 		if nl >= 0 {
 			line = event[i : i+nl]
 		}
-		if v, found := bytes.CutPrefix(line, []byte("data:")); found {
-			if data != nil {
-				return nil, 0, false
+		if v, found := bytes.CutPrefix(line, []byte(name)); found {
+			if count == 0 {
+				offset = i + len(name)
+				if len(v) > 0 && v[0] == ' ' {
+					v, offset = v[1:], offset+1
+				}
+				value = bytes.TrimSuffix(v, []byte("\r"))
 			}
-			offset = i + 5
-			if len(v) > 0 && v[0] == ' ' {
-				v, offset = v[1:], offset+1
-			}
-			data = bytes.TrimSuffix(v, []byte("\r"))
+			count++
 		}
 		if nl < 0 {
 			break
 		}
 		i += nl + 1
 	}
-	return data, offset, data != nil
+	return value, offset, count
 }
 
 // requestID finds a JSON-RPC request (a message with a method and an id)
