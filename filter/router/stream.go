@@ -263,6 +263,9 @@ func internMethod(v string) string {
 	return strings.Clone(v)
 }
 
+// clientCredentialHeaders are removed from routed requests.
+var clientCredentialHeaders = [...]string{"authorization", "cookie"}
+
 func isJSON(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
@@ -507,6 +510,14 @@ func (s *Stream) ApplyRequest(h HeaderWriter) {
 	}
 	if s.resumeID != "" {
 		h.Set(config.HeaderLastEventID, s.resumeID)
+	}
+	// No token passthrough (MCP security best practices): the client's
+	// credentials are for the gateway, never for a backend, which gets its
+	// own configured credential, if any.
+	for _, name := range clientCredentialHeaders {
+		if !strings.EqualFold(name, srv.CredentialHeader) {
+			h.Remove(name)
+		}
 	}
 	if srv.CredentialHeader != "" {
 		h.Set(srv.CredentialHeader, srv.CredentialValue)

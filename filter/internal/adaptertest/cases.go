@@ -124,6 +124,12 @@ func routeCases(env *Env, gw string) []Case {
 			{"mcp-protocol-version", "2026-07-28"}, {"mcp-method", "tools/call"}, {"mcp-name", "now"}},
 			Response: &Response{Status: 200, Details: "via_upstream"}},
 			Want{Continued: true, Headers: stateless, Body: ToolCall(12, "now"), RouteCacheClears: 1}},
+		// No token passthrough: the client's credentials are the gateway's.
+		{"route/client credentials stay at the gateway", Request{Body: ToolCall(13, "weather_now"), Headers: [][2]string{
+			session, {"authorization", "Bearer client-token"}, {"cookie", "sid=1"}},
+			Response: &Response{Status: 200, Details: "via_upstream"}},
+			Want{Continued: true, Headers: withAbsent(routed, "authorization", "cookie"), Body: ToolCall(13, "now"),
+				RouteCacheClears: 1, ResponseSessionID: gw}},
 		{"route/next call reuses it", call(3, false, &Response{Status: 200, Details: "via_upstream"}),
 			Want{Continued: true, Headers: routed, Body: ToolCall(3, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
 		{"route/through the virtual server", Request{Path: "/mcp/" + VirtualServer + "?x=1", Body: ToolCall(7, "weather_now"),
@@ -137,4 +143,13 @@ func routeCases(env *Env, gw string) []Case {
 			Want{Continued: true, Headers: routed, Body: ToolCall(6, "now"), RouteCacheClears: 1,
 				Reply: &WantReply{Status: 200, Code: -32603, ID: "6", Details: "mcpgw_backend_session_lost"}}},
 	}
+}
+
+// withAbsent returns headers plus the names that must be absent.
+func withAbsent(headers map[string]string, names ...string) map[string]string {
+	out := maps.Clone(headers)
+	for _, n := range names {
+		out[n] = ""
+	}
+	return out
 }
