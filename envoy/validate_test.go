@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mcpgw/mcpgw/internal/testenv"
+	"github.com/mcpgw/mcpgw/tests/harness"
 )
 
 // envoySources returns the pinned Envoy module's source tree (go.mod).
@@ -19,30 +22,16 @@ func envoySources(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// missing skips a test for a missing prerequisite, or fails it in CI.
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // stockEnvoy returns the stock Envoy binary: MCPGW_ENVOY, else the one
-// `make envoy` installs for envoy/ENVOY_VERSION.
+// `make envoy` installs for envoy/ENVOY_VERSION (harness.FindEnvoy).
 func stockEnvoy(t *testing.T) string {
 	t.Helper()
-	if bin := os.Getenv("MCPGW_ENVOY"); bin != "" {
-		return bin
-	}
-	v, err := os.ReadFile("ENVOY_VERSION")
+	root, err := harness.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, _ := filepath.Abs(filepath.Join("..", "build", "envoy", "envoy-"+strings.TrimSpace(string(v))))
-	if _, err := os.Stat(bin); err != nil {
-		missing(t, "no stock Envoy at %s (make envoy)", bin)
-	}
+	bin, err := harness.FindEnvoy(root)
+	testenv.Require(t, err)
 	return bin
 }
 
@@ -69,9 +58,7 @@ func dynamicModule(t *testing.T) string {
 // validates the listeners, routes and clusters and loads the module, which
 // loads the config file.
 func TestGolangBootstrapValidates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the dynamic module")
-	}
+	testenv.SkipIfShort(t, "builds the dynamic module")
 	envoy := stockEnvoy(t)
 	bootstrap := readYAML(t, "golang.yaml")[0]
 	golangF, i := golangStanza(t, bootstrap)

@@ -3,12 +3,15 @@ package dynmod_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
 // requiredHooks are the exports Envoy 1.39.1 requires of an HTTP filter
@@ -43,17 +46,11 @@ var requiredHooks = []string{
 // Set MCPGW_ENVOY to an envoy binary to check against it instead of the
 // 1.39.1 sources in the Go module cache.
 func TestSharedObjectSymbols(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the shared object")
-	}
-	if _, err := exec.LookPath("nm"); err != nil {
-		// binutils come with the C toolchain cgo needs; in CI its absence
-		// is a broken machine, not a reason to check nothing.
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nm not installed (CI=true)")
-		}
-		t.Skip("nm not installed")
-	}
+	testenv.SkipIfShort(t, "builds the shared object")
+	// binutils come with the C toolchain cgo needs; in CI its absence is a
+	// broken machine, not a reason to check nothing.
+	_, err := exec.LookPath("nm")
+	testenv.Require(t, err)
 	so := filepath.Join(t.TempDir(), "libmcpgw-dynmod.so")
 	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", so,
 		"github.com/mcpgw/mcpgw/filter/cmd/libmcpgw-dynmod")
@@ -135,10 +132,7 @@ func envoyCallbacks(t *testing.T) (map[string]bool, string) {
 	abi := filepath.Join(root, "source/extensions/filters/http/dynamic_modules/abi_impl.cc")
 	src, err := os.ReadFile(abi)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("neither MCPGW_ENVOY nor the Envoy 1.39.1 sources (%v)", err)
-		}
-		t.Skipf("neither MCPGW_ENVOY nor the Envoy 1.39.1 sources (%v)", err)
+		testenv.Require(t, fmt.Errorf("neither MCPGW_ENVOY nor the Envoy 1.39.1 sources: %w", err))
 	}
 	known := map[string]bool{}
 	for _, m := range definitionRE.FindAllSubmatch(src, -1) {

@@ -11,6 +11,7 @@ import (
 	"github.com/mcpgw/mcpgw/filter/golang"
 	"github.com/mcpgw/mcpgw/filter/golang/internal/fakehost"
 	"github.com/mcpgw/mcpgw/filter/internal/adaptertest"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
 // The tests below load the real shared object (built from
@@ -19,9 +20,7 @@ import (
 
 func startHost(t *testing.T) *fakehost.Host {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the shared object")
-	}
+	testenv.SkipIfShort(t, "builds the shared object")
 	so, host, err := fakehost.Build()
 	if err != nil {
 		t.Fatal(err)

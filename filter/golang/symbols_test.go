@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mcpgw/mcpgw/filter/golang/internal/fakehost"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
 // targetGlibc is the glibc of the image the .so is deployed into:
@@ -27,17 +28,11 @@ const targetGlibc = "2.35"
 // glibc newer than the target image's. Set MCPGW_ENVOY_CONTRIB to a contrib
 // envoy binary to check the imports against it too.
 func TestSharedObjectSymbols(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the shared object")
-	}
-	if _, err := exec.LookPath("nm"); err != nil {
-		// binutils come with the C toolchain cgo needs; in CI its absence
-		// is a broken machine, not a reason to check nothing.
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nm not installed (CI=true)")
-		}
-		t.Skip("nm not installed")
-	}
+	testenv.SkipIfShort(t, "builds the shared object")
+	// binutils come with the C toolchain cgo needs; in CI its absence is a
+	// broken machine, not a reason to check nothing.
+	_, err := exec.LookPath("nm")
+	testenv.Require(t, err)
 	so, _, err := fakehost.Build()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
 func TestRelayIDRoundTrip(t *testing.T) {
@@ -263,9 +265,7 @@ func TestResponseBodyOversizedEvent(t *testing.T) {
 }
 
 func TestResponseBodyAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector allocates; make test-unit runs this without it")
-	}
+	testenv.SkipUnderRace(t)
 	r, gw := weatherSession(t)
 	s := routedCall(t, r, gw, "weather_x")
 	defer s.Release()

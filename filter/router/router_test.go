@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/filter/sessionid"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
 // Test fixtures shared by the router's tests.
@@ -398,9 +399,7 @@ func TestInternVersion(t *testing.T) {
 
 // The hot paths do not allocate (see the benchmarks).
 func TestHotPathAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector allocates")
-	}
+	testenv.SkipUnderRace(t)
 	r := newTestRouter(t, "router.yaml")
 	gw := codec(t).Mint()
 	r.Sessions().Put(gw, "default/weather", "backend-1")

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"unsafe"
+
+	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
 // unsafeString views b as a string, as adapters view host memory.
@@ -233,9 +235,7 @@ func TestEnsureSingleflight(t *testing.T) {
 // backend session costs: the LRU entry, the key copy, the backend id and the
 // client context (capabilities, version, level).
 func TestMemoryPerSession(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measures the heap")
-	}
+	testenv.SkipIfShort(t, "measures the heap")
 	const n = 10_000
 	c := codec(t)
 	var before, after runtime.MemStats

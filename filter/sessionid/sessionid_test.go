@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
 var key = bytes.Repeat([]byte("k"), 32)
@@ -45,9 +47,7 @@ func TestShortKey(t *testing.T) {
 }
 
 func TestValidDoesNotAllocate(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector")
-	}
+	testenv.SkipUnderRace(t)
 	c, _ := New(key)
 	id := c.Mint()
 	if n := testing.AllocsPerRun(100, func() { c.Valid(id) }); n != 0 {

@@ -50,6 +50,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/filter/sessionid"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 	"github.com/mcpgw/mcpgw/tests/harness"
 	"github.com/mcpgw/mcpgw/tests/mcptest"
 )
@@ -94,7 +95,7 @@ func startStack(b *testing.B) *stack {
 	if err == nil {
 		_, err = os.Stat(envoyBin)
 	}
-	harness.Require(b, err)
+	testenv.Require(b, err)
 	moduleDir := harness.Module(b)
 
 	ctx, cancel := context.WithCancel(context.Background())

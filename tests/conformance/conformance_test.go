@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 	"github.com/mcpgw/mcpgw/tests/harness"
 	"github.com/mcpgw/mcpgw/tests/mcptest/tasks"
 )
@@ -93,7 +94,7 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	npm, err := install(root)
-	harness.Require(t, err)
+	testenv.Require(t, err)
 	server := buildEverythingServer(t, root)
 
 	var summary []string
@@ -242,7 +243,7 @@ func startEverythingServer(t *testing.T, bin string, stateful bool) string {
 func startGateway(t *testing.T, root, backendURL string, r run, stateless bool) string {
 	t.Helper()
 	envoyBin, err := harness.FindEnvoy(root)
-	harness.Require(t, err)
+	testenv.Require(t, err)
 	moduleDir := harness.Module(t)
 	hostport := strings.TrimSuffix(strings.TrimPrefix(backendURL, "http://"), "/mcp")
 	_, port, err := harness.SplitHostPort(hostport)

@@ -21,6 +21,7 @@ import (
 	"github.com/mcpgw/mcpgw/controller"
 	"github.com/mcpgw/mcpgw/controller/api/v1alpha1"
 	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 	"github.com/mcpgw/mcpgw/tests/harness"
 	"github.com/mcpgw/mcpgw/tests/mcptest"
 )
@@ -43,7 +44,7 @@ func TestControllerDrivesGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	envoyBin, err := harness.FindEnvoy(root)
-	harness.Require(t, err)
+	testenv.Require(t, err)
 	moduleDir := harness.Module(t)
 	_, cfg := startAPIServer(t)
 	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})

@@ -36,6 +36,7 @@ import (
 	"github.com/mcpgw/mcpgw/controller"
 	"github.com/mcpgw/mcpgw/controller/crd"
 	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 	"github.com/mcpgw/mcpgw/tests/harness"
 )
 
@@ -71,7 +72,7 @@ func startAPIServer(t *testing.T) (*envtest.Environment, *rest.Config) {
 		t.Fatal(err)
 	}
 	assets, err := kube.Find(root)
-	harness.Require(t, err)
+	testenv.Require(t, err)
 	gwCRDs := gatewayAPICRDs(t, root)
 	testEnv := &envtest.Environment{
 		BinaryAssetsDirectory: assets,

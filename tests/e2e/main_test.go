@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 	"github.com/mcpgw/mcpgw/tests/harness"
 	"github.com/mcpgw/mcpgw/tests/mcptest"
 )
@@ -65,7 +66,7 @@ func startEnv(t *testing.T, backends ...*backend) *env {
 		t.Fatal(err)
 	}
 	envoyBin, err := harness.FindEnvoy(root)
-	harness.Require(t, err)
+	testenv.Require(t, err)
 	moduleDir := harness.Module(t)
 	for _, b := range backends {
 		b.start(t)

@@ -8,23 +8,6 @@ import (
 	"testing"
 )
 
-// InCI reports whether tests run in CI, where a missing part fails the run
-// instead of skipping.
-func InCI() bool { return os.Getenv("CI") == "true" }
-
-// Require fails the test in CI and skips it elsewhere: the rule for parts
-// (Envoy, a kube-apiserver) a developer may not have installed yet.
-func Require(t testing.TB, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if InCI() {
-		t.Fatalf("required part missing (CI=true): %v", err)
-	}
-	t.Skipf("skipping: %v", err)
-}
-
 var (
 	moduleOnce sync.Once
 	moduleDir  string

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/broker"
 	"github.com/mcpgw/mcpgw/filter/config"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 	"github.com/mcpgw/mcpgw/tests/harness"
 	"github.com/mcpgw/mcpgw/tests/mcptest"
 )
@@ -64,9 +65,9 @@ func TestTypeScriptClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	envoyBin, err := harness.FindEnvoy(root)
-	harness.Require(t, err)
+	testenv.Require(t, err)
 	npm, err := install(root)
-	harness.Require(t, err)
+	testenv.Require(t, err)
 	moduleDir := harness.Module(t)
 	script := filepath.Join(root, "tests", "interop", "client.mjs")
 

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/filter/internal/adaptertest"
+	"github.com/mcpgw/mcpgw/internal/testenv"
 	"github.com/mcpgw/mcpgw/tests/harness"
 )
 
@@ -36,7 +37,7 @@ func TestAdapterTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin, err := harness.FindEnvoy(root)
-	harness.Require(t, err) // skips without Envoy, fails under CI=true
+	testenv.Require(t, err) // skips without Envoy, fails under CI=true
 	moduleDir := harness.Module(t)
 
 	env := adaptertest.NewEnv(t)
@@ -232,7 +233,7 @@ func (h *envoyHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 	envoyOwn := r.Response != nil && r.Response.Details != "via_upstream"
 	if envoyOwn && r.Response.Details != "route_not_found" {
 		// A row no real Envoy can reproduce must not pass silently in CI.
-		harness.Require(t, fmt.Errorf("no way to make a real Envoy answer %d %s", r.Response.Status, r.Response.Details))
+		testenv.Require(t, fmt.Errorf("no way to make a real Envoy answer %d %s", r.Response.Status, r.Response.Details))
 	}
 	for len(h.seen) > 0 {
 		<-h.seen

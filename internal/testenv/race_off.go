@@ -1,5 +1,5 @@
 //go:build !race
 
-package sessionid
+package testenv
 
 const raceEnabled = false
