@@ -1,7 +1,6 @@
 package dynmod_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpgw/mcpgw/filter/internal/sotest"
 	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
@@ -47,10 +47,6 @@ var requiredHooks = []string{
 // 1.39.1 sources in the Go module cache.
 func TestSharedObjectSymbols(t *testing.T) {
 	testenv.SkipIfShort(t, "builds the shared object")
-	// binutils come with the C toolchain cgo needs; in CI its absence is a
-	// broken machine, not a reason to check nothing.
-	_, err := exec.LookPath("nm")
-	testenv.Require(t, err)
 	so := filepath.Join(t.TempDir(), "libmcpgw-dynmod.so")
 	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", so,
 		"github.com/mcpgw/mcpgw/filter/cmd/libmcpgw-dynmod")
@@ -76,7 +72,7 @@ func TestSharedObjectSymbols(t *testing.T) {
 		}
 	}
 	if len(imported) == 0 {
-		t.Fatal("the module imports no Envoy callback: nm output not understood")
+		t.Fatal("the module imports no Envoy callback: symbol table not understood")
 	}
 	known, source := envoyCallbacks(t)
 	for _, sym := range imported {
@@ -87,26 +83,14 @@ func TestSharedObjectSymbols(t *testing.T) {
 	t.Logf("%d hooks exported; %d callbacks imported, all in %s", len(requiredHooks), len(imported), source)
 }
 
-// dynamicSymbols runs nm -D on file and returns its defined (T) and
-// undefined (U) symbols.
+// dynamicSymbols returns file's exported functions and imports.
 func dynamicSymbols(t *testing.T, file string) (defined, undefined map[string]bool) {
 	t.Helper()
-	out, err := exec.Command("nm", "-D", file).Output()
+	s, err := sotest.Read(file)
 	if err != nil {
-		t.Fatalf("nm -D %s: %v", file, err)
+		t.Fatalf("read the dynamic symbols of %s: %v", file, err)
 	}
-	defined, undefined = map[string]bool{}, map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) == 2 && f[0] == "U":
-			undefined[f[1]] = true
-		case len(f) == 3 && f[1] == "T":
-			defined[f[2]] = true
-		}
-	}
-	return defined, undefined
+	return s.Defined, s.Undefined
 }
 
 // commonABICallbacks are defined in source/extensions/dynamic_modules/

@@ -1,18 +1,16 @@
 package golang_test
 
 import (
-	"bufio"
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/mcpgw/mcpgw/filter/golang/internal/fakehost"
+	"github.com/mcpgw/mcpgw/filter/internal/sotest"
 	"github.com/mcpgw/mcpgw/internal/testenv"
 )
 
@@ -29,15 +27,15 @@ const targetGlibc = "2.35"
 // envoy binary to check the imports against it too.
 func TestSharedObjectSymbols(t *testing.T) {
 	testenv.SkipIfShort(t, "builds the shared object")
-	// binutils come with the C toolchain cgo needs; in CI its absence is a
-	// broken machine, not a reason to check nothing.
-	_, err := exec.LookPath("nm")
-	testenv.Require(t, err)
 	so, _, err := fakehost.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defined, undefined := dynamicSymbols(t, so)
+	syms, err := sotest.Read(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined, undefined := syms.Defined, syms.Undefined
 	envoy := envoySources(t)
 	// The symbols HttpFilterDsoImpl's constructor looks up, every one
 	// required (loaded_ &= dlsymInternal(...)).
@@ -53,7 +51,10 @@ func TestSharedObjectSymbols(t *testing.T) {
 		}
 	}
 	imported := checkImports(t, envoy, defined, undefined)
-	checkGlibc(t, so)
+	if sotest.VersionLess(targetGlibc, syms.NewestGlibc) {
+		t.Errorf("the .so needs glibc %s; the target image has %s: build it on an older glibc", syms.NewestGlibc, targetGlibc)
+	}
+	t.Logf("the .so needs glibc >= %s (target image: %s)", syms.NewestGlibc, targetGlibc)
 	t.Logf("%d entry points exported; %d callbacks imported, all in Envoy 1.39.1 and the fake host",
 		len(required), len(imported))
 }
@@ -77,7 +78,7 @@ func checkImports(t *testing.T, envoy string, defined, undefined map[string]bool
 	}
 	sort.Strings(imported)
 	if len(imported) == 0 {
-		t.Fatal("the .so imports no Envoy callback: nm output not understood")
+		t.Fatal("the .so imports no Envoy callback: symbol table not understood")
 	}
 	for _, sym := range imported {
 		if !provided[sym] {
@@ -93,7 +94,11 @@ func checkImports(t *testing.T, envoy string, defined, undefined map[string]bool
 		}
 	}
 	if bin := os.Getenv("MCPGW_ENVOY_CONTRIB"); bin != "" {
-		envoyDefined, _ := dynamicSymbols(t, bin)
+		envoySyms, err := sotest.Read(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envoyDefined := envoySyms.Defined
 		for _, sym := range imported {
 			if !envoyDefined[sym] {
 				t.Errorf("%s does not export %s", bin, sym)
@@ -101,28 +106,6 @@ func checkImports(t *testing.T, envoy string, defined, undefined map[string]bool
 		}
 	}
 	return imported
-}
-
-// dynamicSymbols runs nm -D and returns the defined (T) and undefined (U)
-// symbols.
-func dynamicSymbols(t *testing.T, file string) (defined, undefined map[string]bool) {
-	t.Helper()
-	out, err := exec.Command("nm", "-D", file).Output()
-	if err != nil {
-		t.Fatalf("nm -D %s: %v", file, err)
-	}
-	defined, undefined = map[string]bool{}, map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) == 2 && f[0] == "U":
-			undefined[f[1]] = true
-		case len(f) == 3 && f[1] == "T":
-			defined[f[2]] = true
-		}
-	}
-	return defined, undefined
 }
 
 // envoySources returns the root of the pinned Envoy module's sources.
@@ -180,40 +163,4 @@ func fakeDefinitions(t *testing.T) map[string]bool {
 		}
 	}
 	return defs
-}
-
-// checkGlibc fails if the .so needs a glibc newer than the target image's.
-func checkGlibc(t *testing.T, so string) {
-	out, err := exec.Command("objdump", "-T", so).Output()
-	if err != nil {
-		t.Logf("objdump unavailable (%v): glibc requirement not checked", err)
-		return
-	}
-	newest := "0"
-	for _, m := range regexp.MustCompile(`GLIBC_([0-9.]+)`).FindAllSubmatch(out, -1) {
-		if versionLess(newest, string(m[1])) {
-			newest = string(m[1])
-		}
-	}
-	if versionLess(targetGlibc, newest) {
-		t.Errorf("the .so needs glibc %s; the target image has %s: build it on an older glibc", newest, targetGlibc)
-	}
-	t.Logf("the .so needs glibc >= %s (target image: %s)", newest, targetGlibc)
-}
-
-func versionLess(a, b string) bool {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) || i < len(bs); i++ {
-		var x, y int
-		if i < len(as) {
-			x, _ = strconv.Atoi(as[i])
-		}
-		if i < len(bs) {
-			y, _ = strconv.Atoi(bs[i])
-		}
-		if x != y {
-			return x < y
-		}
-	}
-	return false
 }
