@@ -27,21 +27,8 @@ func (h tableHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 	s := h.cfg.NewStream()
 	defer checkViolations(t, s)
 	defer s.Destroy()
-	method := r.Method
-	if method == "" {
-		method = "POST"
-	}
-	s.Request.Add(":method", method)
-	s.Request.Add(":path", r.PathOr())
-	s.Request.Add(":authority", "gateway.example")
-	if r.Body != "" && !hasHeader(r.Headers, "content-type") {
-		s.Request.Add("content-type", "application/json")
-	}
-	if r.Body != "" && !hasHeader(r.Headers, "content-length") {
-		s.Request.Add("content-length", strconv.Itoa(len(r.Body)))
-	}
-	for _, hd := range r.Headers {
-		s.Request.Add(hd[0], hd[1])
+	for _, h := range r.HeaderList() {
+		s.Request.Add(h[0], h[1])
 	}
 	continued := h.request(t, s, r)
 	res := adaptertest.Result{Continued: continued, Headers: s.Request.Map(), Body: s.Body(),
@@ -81,13 +68,4 @@ func (tableHost) request(t testing.TB, s *fakehost.Stream, r adaptertest.Request
 		return s.ContinueDecodings == 1 && len(s.Replies) == 0
 	}
 	return st == fakehost.Continue && len(s.Replies) == 0
-}
-
-func hasHeader(hs [][2]string, name string) bool {
-	for _, h := range hs {
-		if h[0] == name {
-			return true
-		}
-	}
-	return false
 }

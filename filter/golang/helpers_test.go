@@ -79,32 +79,10 @@ func (fc *filterConfig) counter(t testing.TB, name string) uint64 {
 // start creates a stream with the request headers of r, but runs no hook.
 func (fc *filterConfig) start(r adaptertest.Request) *fakeapi.Stream {
 	s := fakeapi.NewStream(golang.FilterFactory, fc.parsed)
-	method := r.Method
-	if method == "" {
-		method = "POST"
-	}
-	s.Request.Add(":method", method)
-	s.Request.Add(":path", r.PathOr())
-	s.Request.Add(":authority", "gateway.example")
-	if r.Body != "" && !hasHeader(r.Headers, "content-type") {
-		s.Request.Add("content-type", "application/json")
-	}
-	if r.Body != "" && !hasHeader(r.Headers, "content-length") {
-		s.Request.Add("content-length", strconv.Itoa(len(r.Body)))
-	}
-	for _, h := range r.Headers {
+	for _, h := range r.HeaderList() {
 		s.Request.Add(h[0], h[1])
 	}
 	return s
-}
-
-func hasHeader(hs [][2]string, name string) bool {
-	for _, h := range hs {
-		if h[0] == name {
-			return true
-		}
-	}
-	return false
 }
 
 // send runs the request side of r and waits for a stream the filter left

@@ -48,21 +48,8 @@ type soHost struct{ c *fakehost.Config }
 func (h soHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 	t.Helper()
 	s := h.c.NewStream(0)
-	method := r.Method
-	if method == "" {
-		method = "POST"
-	}
-	s.Header("req", ":method", method)
-	s.Header("req", ":path", r.PathOr())
-	s.Header("req", ":authority", "gateway.example")
-	if r.Body != "" && !hasHeader(r.Headers, "content-type") {
-		s.Header("req", "content-type", "application/json")
-	}
-	if r.Body != "" && !hasHeader(r.Headers, "content-length") {
-		s.Header("req", "content-length", strconv.Itoa(len(r.Body)))
-	}
-	for _, hd := range r.Headers {
-		s.Header("req", hd[0], hd[1])
+	for _, h := range r.HeaderList() {
+		s.Header("req", h[0], h[1])
 	}
 	s.DecodeHeaders(r.Body == "")
 	if r.Body != "" {

@@ -45,6 +45,33 @@ func (r Request) PathOr() string {
 	return r.Path
 }
 
+// HeaderList returns the request headers in the order a host hands them to
+// the filter: :method, :path, :authority, then, with a body,
+// content-type and content-length unless Headers set them, then Headers.
+func (r Request) HeaderList() [][2]string {
+	method := r.Method
+	if method == "" {
+		method = "POST"
+	}
+	hs := [][2]string{{":method", method}, {":path", r.PathOr()}, {":authority", "gateway.example"}}
+	if r.Body != "" && !r.has("content-type") {
+		hs = append(hs, [2]string{"content-type", "application/json"})
+	}
+	if r.Body != "" && !r.has("content-length") {
+		hs = append(hs, [2]string{"content-length", strconv.Itoa(len(r.Body))})
+	}
+	return append(hs, r.Headers...)
+}
+
+func (r Request) has(name string) bool {
+	for _, h := range r.Headers {
+		if h[0] == name {
+			return true
+		}
+	}
+	return false
+}
+
 // SessionHeader returns the mcp-session-id value the upstream response
 // carries, given the request headers that went upstream ("" for none).
 func (r *Response) SessionHeader(upstream map[string][]string) string {
