@@ -27,8 +27,8 @@ func (h tableHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 	s := h.cfg.NewStream()
 	defer checkViolations(t, s)
 	defer s.Destroy()
-	for _, h := range r.HeaderList() {
-		s.Request.Add(h[0], h[1])
+	for _, hd := range r.HeaderList() {
+		s.Request.Add(hd[0], hd[1])
 	}
 	continued := h.request(t, s, r)
 	res := adaptertest.Result{Continued: continued, Headers: s.Request.Map(), Body: s.Body(),

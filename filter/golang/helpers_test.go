@@ -79,8 +79,8 @@ func (fc *filterConfig) counter(t testing.TB, name string) uint64 {
 // start creates a stream with the request headers of r, but runs no hook.
 func (fc *filterConfig) start(r adaptertest.Request) *fakeapi.Stream {
 	s := fakeapi.NewStream(golang.FilterFactory, fc.parsed)
-	for _, h := range r.HeaderList() {
-		s.Request.Add(h[0], h[1])
+	for _, hd := range r.HeaderList() {
+		s.Request.Add(hd[0], hd[1])
 	}
 	return s
 }

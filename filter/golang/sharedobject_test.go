@@ -48,8 +48,8 @@ type soHost struct{ c *fakehost.Config }
 func (h soHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 	t.Helper()
 	s := h.c.NewStream(0)
-	for _, h := range r.HeaderList() {
-		s.Header("req", h[0], h[1])
+	for _, hd := range r.HeaderList() {
+		s.Header("req", hd[0], hd[1])
 	}
 	s.DecodeHeaders(r.Body == "")
 	if r.Body != "" {
