@@ -38,6 +38,9 @@ func (s *Stream) routeOnHeaders() bool {
 	s.r.Metrics.Requests.Add(1)
 	s.r.Metrics.RoutedByHeaders.Add(1)
 	s.method, s.server, s.toolName, s.routed = method, srv, name, true
+	// The body is not read: whether it declares the tasks extension is
+	// unknown, so the answer is watched for a task id (tasks.go).
+	s.mayCreateTask = true
 	s.routeNow()
 	return true
 }

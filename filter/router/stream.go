@@ -122,6 +122,9 @@ type Stream struct {
 	// resumeID is the backend's event id a GET resumes its stream from
 	// (resume.go).
 	resumeID string
+	// mayCreateTask: the answer to this stateless tools/call may carry a
+	// task id to rewrite (tasks.go).
+	mayCreateTask bool
 
 	// clientInit is the client context of an initialize forwarded to the
 	// broker, until its response names the gateway session (client.go).
@@ -426,6 +429,10 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 		// backend as is (bar the name, here and in Mcp-Name).
 		s.setTarget(srv, json, name, bare)
 		s.routed = true
+		// Only a request that declares the tasks extension can be
+		// answered with a task (SEP-2663 negotiates per request): the
+		// others' answers need no task-id rewrite (tasks.go).
+		s.mayCreateTask = strings.Contains(json, tasksExtension)
 		return s.routeNow()
 	}
 	if s.gateway == "" {

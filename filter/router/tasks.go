@@ -21,6 +21,10 @@ import (
 // gets the gateway id back. A task id of any other form goes to the broker
 // (broker/tasks.go), which asks the task-capable backends.
 
+// tasksExtension is the extension's name in capabilities.extensions; a
+// stateless request declares it in _meta to accept a task as an answer.
+const tasksExtension = "io.modelcontextprotocol/tasks"
+
 // isTaskMethod reports whether method is one the router routes by task id.
 func isTaskMethod(method string) bool {
 	return method == "tasks/get" || method == "tasks/update" || method == "tasks/cancel"

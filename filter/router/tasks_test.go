@@ -17,7 +17,21 @@ func statelessPost(method, name string, body []byte) RequestHeaders {
 // restored, and their answers carry the gateway id again.
 func TestTaskIDs(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	call := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_slow"}}`)
+	// Without the tasks extension declared no task can come back: the
+	// answer passes unwatched (no hold-back, content-length kept).
+	plain := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_slow"}}`)
+	p := r.NewStream()
+	defer p.Release()
+	p.RequestHeaders(statelessPost("tools/call", "weather_slow", plain))
+	if a := p.RequestBody(plain); a != Route {
+		t.Fatalf("tools/call: %s", actions[a])
+	}
+	if p.ResponseHeaders(200, true) != ResponseContinue || p.WatchResponseBody("application/json") {
+		t.Error("answer to a call that cannot create a task watched")
+	}
+
+	call := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_slow",` +
+		`"_meta":{"io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}}}`)
 	s := r.NewStream()
 	defer s.Release()
 	s.RequestHeaders(statelessPost("tools/call", "weather_slow", call))
