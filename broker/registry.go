@@ -16,8 +16,9 @@ import (
 
 // registry mirrors every backend's catalog into the broker's mcp.Server:
 // tools and prompts under prefix+name and under their aliases (see
-// exposeAs), resources and templates under their own URIs. It remembers which backend owns each exposed key, so that a
-// backend's update only touches its own entries, and it only re-adds an
+// exposeAs), resources and templates under their own URIs. It remembers
+// which backend owns each exposed key, so that a backend's update only
+// touches its own entries, and it only re-adds an
 // entry whose definition changed, because every AddTool makes the go-sdk
 // notify connected clients.
 //
