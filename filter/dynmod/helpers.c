@@ -108,7 +108,22 @@ void mcpgw_apply(uintptr_t f, int32_t header_type, const char* buf, const mcpgw_
   }
 }
 
-uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream) {
+// response_header reads the response header keys[key] into out (ptr NULL
+// when absent).
+static void response_header(uintptr_t f, int key, envoy_dynamic_module_type_envoy_buffer* out) {
+  out->ptr = NULL;
+  out->length = 0;
+  if (key < 0 || key >= MCPGW_MAX_KEYS ||
+      !envoy_dynamic_module_callback_http_get_header(f, MCPGW_RESPONSE_HEADER, keys[key], out, 0,
+                                                     NULL)) {
+    out->ptr = NULL;
+    out->length = 0;
+  }
+}
+
+uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream, int header_key,
+                               envoy_dynamic_module_type_envoy_buffer* header) {
+  response_header(f, header_key, header);
   static const char status_key[] = ":status";
   static const char via[] = "via_upstream";
   envoy_dynamic_module_type_module_buffer key = {status_key, sizeof(status_key) - 1};
@@ -131,16 +146,6 @@ uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream) {
   return status;
 }
 
-void mcpgw_response_header(uintptr_t f, int key, envoy_dynamic_module_type_envoy_buffer* out) {
-  out->ptr = NULL;
-  out->length = 0;
-  if (key < 0 || key >= MCPGW_MAX_KEYS ||
-      !envoy_dynamic_module_callback_http_get_header(f, MCPGW_RESPONSE_HEADER, keys[key], out, 0,
-                                                     NULL)) {
-    out->ptr = NULL;
-    out->length = 0;
-  }
-}
 
 size_t mcpgw_response_body(uintptr_t f, envoy_dynamic_module_type_envoy_buffer* out, size_t cap) {
   size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(f, MCPGW_RECEIVED_RESPONSE_BODY);

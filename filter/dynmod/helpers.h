@@ -38,12 +38,11 @@ size_t mcpgw_request_body(uintptr_t f, envoy_dynamic_module_type_envoy_buffer* o
 void mcpgw_apply(uintptr_t f, int32_t header_type, const char* buf, const mcpgw_header_op* ops,
                  size_t n, const char* body, size_t body_len, bool clear_route);
 
-// Reads the response :status (0 when absent or malformed) and whether the
-// response code details say "via_upstream" (the backend produced it).
-uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream);
-
-// Reads the response header keys[key] into out (ptr NULL when absent).
-void mcpgw_response_header(uintptr_t f, int key, envoy_dynamic_module_type_envoy_buffer* out);
+// Reads the response :status (0 when absent or malformed), whether the
+// response code details say "via_upstream" (the backend produced it) and,
+// into header, the response header keys[key] (ptr NULL when absent).
+uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream, int header_key,
+                               envoy_dynamic_module_type_envoy_buffer* header);
 
 // Fills out[0, cap) with the chunks of the response body data the current
 // response body hook received, and returns how many it has (more than cap:

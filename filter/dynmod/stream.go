@@ -236,8 +236,7 @@ func (f *filter) onResponseHeaders() C.int32_t {
 	if f.AwaitsSessionID() {
 		// The response to a forwarded initialize names the new gateway
 		// session, under which the router keeps the client's context.
-		status := C.mcpgw_response_status(f.envoy, &f.viaUpstream)
-		C.mcpgw_response_header(f.envoy, C.int(keySessionID), &f.hdrs[0])
+		status := C.mcpgw_response_status(f.envoy, &f.viaUpstream, C.int(keySessionID), &f.hdrs[0])
 		f.InitializeResponse(int(status), envoyString(f.hdrs[0]))
 	}
 	if !f.routed {
@@ -245,7 +244,8 @@ func (f *filter) onResponseHeaders() C.int32_t {
 		// router.Stream.ResponseHeaders and ApplyResponse): skip the cgo calls.
 		return headersContinue
 	}
-	status := C.mcpgw_response_status(f.envoy, &f.viaUpstream)
+	// One cgo call: the status, its origin and the content type.
+	status := C.mcpgw_response_status(f.envoy, &f.viaUpstream, C.int(keyContentType), &f.hdrs[0])
 	if f.ResponseHeaders(int(status), bool(f.viaUpstream)) == router.ResponseReply {
 		// Called from encodeHeaders, sendLocalReply finds response headers
 		// that were not yet encoded and sends the reply directly to the
@@ -254,8 +254,7 @@ func (f *filter) onResponseHeaders() C.int32_t {
 		f.reply()
 		return headersStopIteration
 	}
-	// Read before apply writes the header map (which may move its values).
-	C.mcpgw_response_header(f.envoy, C.int(keyContentType), &f.hdrs[0])
+	// Before apply writes the header map (which may move its values).
 	f.relaying = f.WatchResponseBody(envoyString(f.hdrs[0]))
 	f.ApplyResponse(&f.batch)
 	f.apply(C.MCPGW_RESPONSE_HEADER, nil, false)
