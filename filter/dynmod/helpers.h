@@ -40,7 +40,7 @@ void mcpgw_apply(uintptr_t f, int32_t header_type, const char* buf, const mcpgw_
 
 // Reads the response :status (0 when absent or malformed), whether the
 // response code details say "via_upstream" (the backend produced it) and,
-// into header, the response header keys[key] (ptr NULL when absent).
+// into header, the response header keys[header_key] (ptr NULL when absent).
 uint32_t mcpgw_response_status(uintptr_t f, bool* via_upstream, int header_key,
                                envoy_dynamic_module_type_envoy_buffer* header);
 
