@@ -16,11 +16,14 @@ const maxNameLen = 128
 // to the index of its server.
 //
 // Precedence: an alias is matched by its exact name before any prefix is
-// tried, so it wins over a prefixed name that happens to be equal (another
-// server's "ev_" + "x" is shadowed by an alias "ev_x"), in the router and
-// in the broker's lists alike. Because the backends' tool names are not
-// known when the config is read, such a shadowing cannot be rejected here;
-// uniqueness among aliases is, since two servers could not both own one.
+// tried (Names.Resolve), in the router and in the broker's lists alike. An
+// alias inside another server's prefix, which would capture that server's
+// names, is refused (validateNameOverlaps); what an alias can still shadow
+// is a name of the unprefixed server, or another name of its own server.
+// Because the backends' tool names are not known when the config is read,
+// such a shadowing cannot be rejected here; the broker then does not list
+// the shadowed name. Uniqueness among aliases is checked here, since two
+// servers could not both own one.
 func (s *Server) validateAliases(i int, aliases map[string]int) []error {
 	var errs []error
 	// Sorted, so that the errors come out in the same order every time.

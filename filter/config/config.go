@@ -78,15 +78,22 @@ type Server struct {
 	// server, so that Envoy's route table (e.g. an HTTPRoute) picks its backend.
 	Hostname string `json:"hostname"`
 	// Prefix is prepended to the server's tool and prompt names in the
-	// aggregated lists. It may be empty for at most one server.
+	// aggregated lists, and a called name that begins with it is routed to
+	// the server (see Names). Two servers' prefixes must not overlap (one
+	// begin with the other, as "weather_" and "weather_alerts_" do): the
+	// longer would take names the shorter one's server serves. It may be
+	// empty for at most one server, which then gets every name no other
+	// prefix or alias claims; that server's own names that begin with
+	// another server's prefix or equal an alias are not listed (shadowed).
 	Prefix string `json:"prefix"`
 	// Aliases map extra gateway names to the server's own (unprefixed)
 	// tool or prompt names: {"test_simple_text": "test_simple_text"}
 	// offers the backend's test_simple_text under that exact name as well
 	// as under Prefix+"test_simple_text". They exist for clients that call
 	// fixed names and cannot be taught a prefix. An alias name is unique
-	// across all servers and, for an exact match, takes precedence over
-	// every prefix (see validateAliases).
+	// across all servers, must not begin with another server's (non-empty)
+	// prefix, whose names it would capture, and, for an exact match, takes
+	// precedence over every prefix (see Names).
 	Aliases map[string]string `json:"aliases,omitempty"`
 	// Credential, if set, is sent to the backend on every request.
 	Credential *Credential `json:"credential,omitempty"`
@@ -239,6 +246,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.Servers[i].validate(i, names, prefixes)...)
 		errs = append(errs, c.Servers[i].validateAliases(i, aliases)...)
 	}
+	errs = append(errs, validateNameOverlaps(c.Servers)...)
 	vsNames := map[string]int{}
 	for i := range c.VirtualServers {
 		errs = append(errs, c.VirtualServers[i].validate(i, vsNames)...)

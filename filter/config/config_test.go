@@ -153,16 +153,43 @@ func TestParse(t *testing.T) {
 		{
 			name: "aliases",
 			in: minimal + "servers:\n" +
-				server("name: a, url: 'http://a/', hostname: a, prefix: a_, aliases: {test_simple_text: test_simple_text, b_x: x}") +
+				server("name: a, url: 'http://a/', hostname: a, prefix: a_, aliases: {test_simple_text: test_simple_text, a_y: x}") +
 				server("name: b, url: 'http://b/', hostname: b, prefix: b_, aliases: {'café \"q\"': yy}"),
 			want: &Config{Version: Version,
 				Gateway: Gateway{SessionKey: SecretRef{Env: "MCPGW_TEST_KEY"},
 					MaxRequestBodyBytes: DefaultMaxRequestBodyBytes, MaxSessions: DefaultMaxSessions},
 				Servers: []Server{
 					{Name: "a", URL: "http://a/", Hostname: "a", Prefix: "a_",
-						Aliases: map[string]string{"test_simple_text": "test_simple_text", "b_x": "x"}},
+						Aliases: map[string]string{"test_simple_text": "test_simple_text", "a_y": "x"}},
 					{Name: "b", URL: "http://b/", Hostname: "b", Prefix: "b_", Aliases: map[string]string{`café "q"`: "yy"}},
 				}},
+		},
+		{
+			name: "overlapping prefixes, reported on the longer one",
+			in: minimal + "servers:\n" +
+				server("name: a, url: 'http://a/', hostname: a, prefix: weather_") +
+				server("name: b, url: 'http://b/', hostname: b, prefix: weather_alerts_") +
+				server("name: c, url: 'http://c/', hostname: c, prefix: a_b_b_") +
+				server("name: d, url: 'http://d/', hostname: d, prefix: a_b_") +
+				server("name: e, url: 'http://e/', hostname: e, prefix: weatherman_") + // no overlap: "weather_" is not its beginning
+				server("name: f, url: 'http://f/', hostname: f, prefix: ''"), // the empty prefix overlaps nothing
+			wantErr: lines(
+				`servers[1].prefix: "weather_alerts_" overlaps servers[0].prefix "weather_" (server "a"): one begins with the other, so both would claim names such as "weather_alerts_x"`,
+				`servers[2].prefix: "a_b_b_" overlaps servers[3].prefix "a_b_" (server "d"): one begins with the other, so both would claim names such as "a_b_b_x"`,
+			),
+		},
+		{
+			name: "aliases inside another server's prefix",
+			in: minimal + "servers:\n" +
+				// a_own is inside a's own prefix: it can only shadow a's own names.
+				server("name: a, url: 'http://a/', hostname: a, prefix: a_, aliases: {b_x: x, a_own: y, plain: z, b_: q}") +
+				server("name: b, url: 'http://b/', hostname: b, prefix: b_") +
+				server("name: c, url: 'http://c/', hostname: c, prefix: '', aliases: {a_z: z, b: z}"),
+			wantErr: lines(
+				`servers[0].aliases["b_"]: alias is inside servers[1].prefix "b_" (server "b") and would capture that server's names`,
+				`servers[0].aliases["b_x"]: alias is inside servers[1].prefix "b_" (server "b") and would capture that server's names`,
+				`servers[2].aliases["a_z"]: alias is inside servers[0].prefix "a_" (server "a") and would capture that server's names`,
+			),
 		},
 		{
 			name: "every alias problem reported, in name order",
