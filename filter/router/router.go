@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -106,23 +105,16 @@ type virtualServer struct {
 	tools map[string]struct{}
 }
 
-// aliasTarget is where an alias (config.Server.Aliases) leads: a server
-// and the server's own name for the tool or prompt.
-type aliasTarget struct {
-	srv  *Server
-	bare string
-}
-
 // table is an immutable compiled configuration.
 type table struct {
-	servers    []*Server
-	byName     map[string]*Server
-	byPrefix   map[string]*Server
-	aliases    map[string]aliasTarget // exact gateway names, before prefixes
-	prefixLens []int                  // distinct prefix lengths, longest first
-	virtual    map[string]*virtualServer
-	codec      *sessionid.Codec
-	maxBody    int
+	servers []*Server // in config order: names' server indexes
+	byName  map[string]*Server
+	// names resolves tool and prompt names to servers, by the rule the
+	// broker lists them by.
+	names   *config.Names
+	virtual map[string]*virtualServer
+	codec   *sessionid.Codec
+	maxBody int
 	// origins are the allowed Origin values; nil allows loopback origins
 	// only (see originAllowed).
 	origins map[string]struct{}
@@ -138,12 +130,11 @@ func compile(c *config.Config) (*table, error) {
 		return nil, fmt.Errorf("gateway.sessionKey: %w", err)
 	}
 	t := &table{
-		byName:   make(map[string]*Server, len(c.Servers)),
-		byPrefix: make(map[string]*Server, len(c.Servers)),
-		aliases:  map[string]aliasTarget{},
-		virtual:  make(map[string]*virtualServer, len(c.VirtualServers)),
-		codec:    codec,
-		maxBody:  c.Gateway.MaxRequestBodyBytes,
+		byName:  make(map[string]*Server, len(c.Servers)),
+		names:   config.NewNames(c.Servers),
+		virtual: make(map[string]*virtualServer, len(c.VirtualServers)),
+		codec:   codec,
+		maxBody: c.Gateway.MaxRequestBodyBytes,
 	}
 	if len(c.Gateway.AllowedOrigins) > 0 {
 		t.origins = make(map[string]struct{}, len(c.Gateway.AllowedOrigins))
@@ -151,7 +142,6 @@ func compile(c *config.Config) (*table, error) {
 			t.origins[o] = struct{}{}
 		}
 	}
-	lens := map[int]bool{}
 	for i := range c.Servers {
 		cs := &c.Servers[i]
 		s := &Server{
@@ -168,16 +158,7 @@ func compile(c *config.Config) (*table, error) {
 		}
 		t.servers = append(t.servers, s)
 		t.byName[s.Name] = s
-		t.byPrefix[s.Prefix] = s
-		lens[len(s.Prefix)] = true
-		for alias, bare := range cs.Aliases {
-			t.aliases[alias] = aliasTarget{srv: s, bare: bare}
-		}
 	}
-	for l := range lens {
-		t.prefixLens = append(t.prefixLens, l)
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(t.prefixLens)))
 	for _, cv := range c.VirtualServers {
 		v := &virtualServer{name: cv.Name, tools: make(map[string]struct{}, len(cv.Tools))}
 		for _, tool := range cv.Tools {
@@ -189,22 +170,15 @@ func compile(c *config.Config) (*table, error) {
 }
 
 // lookup finds the server owning name and returns the server's own name
-// for it: an alias's target, or else the name without the longest matching
-// prefix. An alias wins over prefixes (config.Server.validateAliases says
-// why). It does not allocate.
+// for it, by config.Names: the broker lists a name only where this is the
+// server and name it came from, so a listed tool never runs elsewhere. It
+// does not allocate.
 func (t *table) lookup(name string) (*Server, string) {
-	if a, ok := t.aliases[name]; ok {
-		return a.srv, a.bare
+	i, bare, ok := t.names.Resolve(name)
+	if !ok {
+		return nil, ""
 	}
-	for _, l := range t.prefixLens {
-		if l > len(name) || (l == len(name) && l > 0) {
-			continue // an empty remainder is not a tool name
-		}
-		if s, ok := t.byPrefix[name[:l]]; ok {
-			return s, name[l:]
-		}
-	}
-	return nil, ""
+	return t.servers[i], bare
 }
 
 // Metrics count router outcomes. Adapters export them to the host.

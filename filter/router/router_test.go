@@ -156,41 +156,39 @@ func checkReply(t testing.TB, s *Stream, wantID string) {
 	}
 }
 
+// TestLookup: the router gives a name to the server config.Names gives it
+// to, the rule the broker lists names by (so a listed tool never runs on
+// another server), without allocating.
 func TestLookup(t *testing.T) {
-	tab := func(prefixes ...string) *table {
-		c := &config.Config{Version: config.Version, Gateway: config.Gateway{SessionKey: config.SecretRef{Env: testKeyEnv}}}
-		for _, p := range prefixes {
-			c.Servers = append(c.Servers, config.Server{Name: "s:" + p, URL: "http://h/", Hostname: "h", Prefix: p})
-		}
-		t.Setenv(testKeyEnv, testKey)
+	setTestEnv(t)
+	tab := func(file string) (*table, *config.Names) {
+		c := loadConfig(t, file)
 		tb, err := compile(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return tb
+		return tb, config.NewNames(c.Servers)
 	}
-	overlapping := tab("a", "ab_", "abc_", "x")
-	withFallback := tab("gh_", "")
+	withFallback, withFallbackNames := tab("router.yaml")
+	noFallback, noFallbackNames := tab("router-nofallback.yaml")
 	tests := []struct {
 		tab        *table
+		names      *config.Names
 		name       string
 		wantServer string // "" means no owner
 		wantBare   string
 	}{
-		{overlapping, "a_tool", "s:a", "_tool"},
-		{overlapping, "ab_tool", "s:ab_", "tool"},
-		{overlapping, "abc_tool", "s:abc_", "tool"},
-		{overlapping, "abc_", "s:a", "bc_"}, // abc_ alone is no tool of abc_'s; a's "bc_" is listed as it
-		{overlapping, "ab_", "s:a", "b_"},
-		{overlapping, "a", "", ""},
-		{overlapping, "x", "", ""},
-		{overlapping, "b", "", ""},
-		{overlapping, "", "", ""},
-		{overlapping, "A_tool", "", ""}, // prefixes are case-sensitive
-		{withFallback, "gh_issue", "s:gh_", "issue"},
-		{withFallback, "gh_", "s:", "gh_"},
-		{withFallback, "g", "s:", "g"},
-		{withFallback, "search", "s:", "search"},
+		{withFallback, withFallbackNames, "weather_now", "default/weather", "now"},
+		{withFallback, withFallbackNames, "forecast", "default/weather", "get_forecast"}, // an alias
+		{withFallback, withFallbackNames, "weather_today", "default/weather", "now"},     // an alias before its own prefix
+		{withFallback, withFallbackNames, "alerts_active", "default/alerts", "active"},
+		{withFallback, withFallbackNames, "alerts_", "tools/everything", "alerts_"}, // a prefix alone is no name of its server
+		{withFallback, withFallbackNames, "gh_search", "default/github", "search"},
+		{withFallback, withFallbackNames, "search", "tools/everything", "search"},
+		{withFallback, withFallbackNames, "", "", ""},
+		{noFallback, noFallbackNames, "search", "", ""},
+		{noFallback, noFallbackNames, "Gh_search", "", ""}, // prefixes are case-sensitive
+		{noFallback, noFallbackNames, "gh_", "", ""},
 	}
 	for _, tt := range tests {
 		srv, bare := tt.tab.lookup(tt.name)
@@ -201,8 +199,12 @@ func TestLookup(t *testing.T) {
 		if got != tt.wantServer || bare != tt.wantBare {
 			t.Errorf("lookup(%q) = %q, %q; want %q, %q", tt.name, got, bare, tt.wantServer, tt.wantBare)
 		}
+		i, nbare, ok := tt.names.Resolve(tt.name)
+		if ok != (srv != nil) || ok && (tt.names.Server(i) != got || nbare != bare) {
+			t.Errorf("lookup(%q) = %q, %q disagrees with config.Names", tt.name, got, bare)
+		}
 	}
-	if n := testing.AllocsPerRun(100, func() { overlapping.lookup("abc_tool") }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { withFallback.lookup("alerts_active"); withFallback.lookup("forecast") }); n != 0 {
 		t.Errorf("lookup allocates %v times", n)
 	}
 }
