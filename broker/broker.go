@@ -6,7 +6,9 @@
 // The broker keeps one client session per configured backend (package
 // upstream) and exposes the union of their tools and prompts, each renamed
 // prefix+name and listed again under each of its aliases (config.Server
-// Aliases), and of their resources under their own URIs. It mints the
+// Aliases), and of their resources under their own URIs. A tool or prompt
+// is listed under a name only if the router routes that name to it: both
+// follow config.Names, so tools/list and tools/call cannot disagree. It mints the
 // gateway session ids the router verifies, and it follows the config file.
 //
 // Calls that do reach the broker anyway (e.g. inside a JSON-RPC batch) are
@@ -256,21 +258,17 @@ func (b *Broker) Apply(cfg *config.Config) error {
 		want[s.Name] = s
 	}
 	carry := map[string][]string{} // subscriptions of replaced connections
-	reshadowed := b.reg.setShadow(aliasNames(cfg.Servers))
+	b.reg.setNames(cfg.Servers)
 	for name, be := range b.backends {
 		s, keep := want[name]
-		switch {
-		case !keep || !sameConnection(be.cfg, s):
-			if keep {
-				carry[name] = be.up.Subscriptions()
-			}
-			b.removeLocked(be)
-		case reshadowed || !namingOf(be.cfg).equal(namingOf(s)):
-			be.cfg = s
-			b.reg.sync(name, namingOf(s), be.up.Catalog())
-		default:
+		if keep && sameConnection(be.cfg, s) {
 			be.cfg = s // e.g. a new hostname, which only the router uses
+			continue
 		}
+		if keep {
+			carry[name] = be.up.Subscriptions()
+		}
+		b.removeLocked(be)
 	}
 	for _, s := range cfg.Servers {
 		if _, ok := b.backends[s.Name]; !ok {
@@ -282,17 +280,6 @@ func (b *Broker) Apply(cfg *config.Config) error {
 		b.metrics.configApplyErrors.Add(1)
 	}
 	return keyErr
-}
-
-// aliasNames returns the alias names of all servers.
-func aliasNames(servers []config.Server) map[string]bool {
-	names := map[string]bool{}
-	for _, s := range servers {
-		for alias := range s.Aliases {
-			names[alias] = true
-		}
-	}
-	return names
 }
 
 // sameConnection reports whether two versions of a server share a session:
@@ -352,7 +339,7 @@ func (b *Broker) addLocked(s config.Server, subs []string) {
 	opts.OnChange = func(cat upstream.Catalog) {
 		b.whileCurrent(be, func() {
 			b.metrics.catalogUpdates.Add(1)
-			b.reg.sync(be.cfg.Name, namingOf(be.cfg), cat)
+			b.reg.sync(be.cfg.Name, cat)
 		})
 	}
 	opts.OnListChanged = func(lists upstream.Lists) {

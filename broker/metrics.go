@@ -73,12 +73,17 @@ func (b *Broker) writeGauges(w io.Writer) {
 	}
 	b.mu.Lock()
 	tools, prompts, resources, templates := b.reg.counts()
+	shadowedTools, shadowedPrompts := b.reg.shadowedCounts()
 	b.mu.Unlock()
 	header(w, "mcpgw_broker_exposed", "gauge", "Entries in the aggregated lists.")
 	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"tool\"} %d\n", tools)
 	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"prompt\"} %d\n", prompts)
 	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"resource\"} %d\n", resources)
 	fmt.Fprintf(w, "mcpgw_broker_exposed{kind=\"resource_template\"} %d\n", templates)
+	header(w, "mcpgw_broker_shadowed", "gauge",
+		"Gateway names of backend tools and prompts not listed because the router routes them to another server or item (config.Names).")
+	fmt.Fprintf(w, "mcpgw_broker_shadowed{kind=\"tool\"} %d\n", shadowedTools)
+	fmt.Fprintf(w, "mcpgw_broker_shadowed{kind=\"prompt\"} %d\n", shadowedPrompts)
 	b.mu.Lock()
 	servers := b.serversLocked()
 	b.mu.Unlock()

@@ -15,12 +15,13 @@ import (
 )
 
 // registry mirrors every backend's catalog into the broker's mcp.Server:
-// tools and prompts under prefix+name and under their aliases (see
-// exposeAs), resources and templates under their own URIs. It remembers
-// which backend owns each exposed key, so that a backend's update only
-// touches its own entries, and it only re-adds an
-// entry whose definition changed, because every AddTool makes the go-sdk
-// notify connected clients.
+// tools and prompts under the gateway names config.Names gives them (their
+// prefixed name and their aliases, where the router routes those names to
+// them: see exposeAs), resources and templates under their own URIs. It
+// remembers which backend owns each exposed key, so that a backend's update
+// only touches its own entries, and it only re-adds an entry whose
+// definition changed, because every AddTool makes the go-sdk notify
+// connected clients.
 //
 // registry is not safe for concurrent use; the Broker serializes calls.
 type registry struct {
@@ -37,35 +38,28 @@ type registry struct {
 	exposed map[string]exposedTool
 	views   map[string]*view
 
-	// shadow holds the aliases of every server: exact gateway names that
-	// no prefixed name may take, as in the router, where an alias is
-	// matched before any prefix.
-	shadow map[string]bool
+	// names is the rule that gives gateway names to servers, the router's
+	// too; servers is what it was made from.
+	names   *config.Names
+	servers []config.Server
 
-	// last is each backend's latest catalog and naming, and conflicted the
-	// backends that lost a key to another one: when keys are freed, those
-	// are synced again so that they get the keys now available.
-	last       map[string]source
+	// shadowed holds, per backend and kind, the gateway names of its tools
+	// and prompts that names gives to another server or item, so they are
+	// not listed (each is logged when it becomes shadowed).
+	shadowed map[shadowKey]map[string]shadowOwner
+
+	// last is each backend's latest catalog, and conflicted the backends
+	// that lost a key to another one: when keys are freed, those are synced
+	// again so that they get the keys now available.
+	last       map[string]upstream.Catalog
 	conflicted map[string]bool
 }
 
-type source struct {
-	naming naming
-	cat    upstream.Catalog
-}
+type shadowKey struct{ backend, kind string }
 
-// naming is how a backend's tools and prompts are named in the gateway
-// (config.Server's Prefix and Aliases).
-type naming struct {
-	prefix  string
-	aliases map[string]string // gateway name → the backend's name
-}
-
-func namingOf(s config.Server) naming { return naming{s.Prefix, s.Aliases} }
-
-func (n naming) equal(o naming) bool {
-	return n.prefix == o.prefix && maps.Equal(n.aliases, o.aliases)
-}
+// shadowOwner is where the router sends a shadowed name: a server and its
+// name for the item, or no server at all (a prefix alone names nothing).
+type shadowOwner struct{ server, bare string }
 
 // exposedTool is a tool as registered in the aggregated server.
 type exposedTool struct {
@@ -107,7 +101,8 @@ func newRegistry(server *mcp.Server, log *slog.Logger, h handlerFactory, failure
 		tools: map[string]owner{}, prompts: map[string]owner{},
 		resources: map[string]owner{}, templates: map[string]owner{},
 		exposed: map[string]exposedTool{}, views: map[string]*view{},
-		last: map[string]source{}, conflicted: map[string]bool{},
+		names: config.NewNames(nil), shadowed: map[shadowKey]map[string]shadowOwner{},
+		last: map[string]upstream.Catalog{}, conflicted: map[string]bool{},
 	}
 }
 
@@ -118,29 +113,42 @@ type item[T any] struct {
 	orig string
 }
 
-// sync makes the exposed entries of backend match cat, named by n.
-func (r *registry) sync(backend string, n naming, cat upstream.Catalog) {
-	r.last[backend] = source{n, cat}
-	r.settle(r.apply(backend, n, cat))
+// sync makes the exposed entries of backend match cat.
+func (r *registry) sync(backend string, cat upstream.Catalog) {
+	r.last[backend] = cat
+	r.settle(r.apply(backend, cat))
 	r.syncViews()
 }
 
-// setShadow records the alias names of all servers and reports whether
-// they changed, in which case every backend must be synced again: a
-// prefixed name an alias takes (or gives back) changes owner.
-func (r *registry) setShadow(names map[string]bool) bool {
-	if maps.Equal(r.shadow, names) {
-		return false
+// setNames names every backend's tools and prompts by the prefixes and
+// aliases of servers (the config's). When any of them changed, every
+// backend is synced again: a name one server gains or loses can move to or
+// from any other.
+func (r *registry) setNames(servers []config.Server) {
+	if sameNaming(r.servers, servers) {
+		return
 	}
-	r.shadow = names
-	return true
+	r.names, r.servers = config.NewNames(servers), slices.Clone(servers)
+	for _, b := range slices.Sorted(maps.Keys(r.last)) {
+		r.settle(r.apply(b, r.last[b]))
+	}
+	r.syncViews()
+}
+
+// sameNaming reports whether two server lists name tools and prompts the
+// same way: the same servers, in the same order, with the same prefixes and
+// aliases.
+func sameNaming(a, b []config.Server) bool {
+	return slices.EqualFunc(a, b, func(x, y config.Server) bool {
+		return x.Name == y.Name && x.Prefix == y.Prefix && maps.Equal(x.Aliases, y.Aliases)
+	})
 }
 
 // drop removes every entry of backend.
 func (r *registry) drop(backend string) {
 	delete(r.last, backend)
 	delete(r.conflicted, backend)
-	r.settle(r.apply(backend, naming{}, upstream.Catalog{}))
+	r.settle(r.apply(backend, upstream.Catalog{}))
 	r.syncViews()
 }
 
@@ -151,41 +159,77 @@ func (r *registry) settle(freed bool) {
 	}
 	for _, b := range slices.Sorted(maps.Keys(r.conflicted)) {
 		delete(r.conflicted, b)
-		src := r.last[b]
-		r.apply(b, src.naming, src.cat) // only adds: it frees nothing
+		r.apply(b, r.last[b]) // only adds: it frees nothing
 	}
 }
 
 // apply brings backend's entries to cat and reports whether it removed any.
-func (r *registry) apply(backend string, n naming, cat upstream.Catalog) (freed bool) {
+func (r *registry) apply(backend string, cat upstream.Catalog) (freed bool) {
 	// Each kind is applied first, then or-ed: none may be skipped.
-	freed = r.applyTools(backend, n, cat.Tools)
-	freed = r.applyPrompts(backend, n, cat.Prompts) || freed
+	freed = r.applyTools(backend, cat.Tools)
+	freed = r.applyPrompts(backend, cat.Prompts) || freed
 	freed = r.applyResources(backend, cat.Resources) || freed
 	freed = r.applyTemplates(backend, cat.ResourceTemplates) || freed
 	return freed
 }
 
 // exposeAs returns a backend's tools or prompts by gateway name: each under
-// prefix+name unless an alias (of any server) takes that name, and again
-// under each of the backend's aliases whose target it has. renamed returns
-// a renamed copy: the catalog is shared.
-func exposeAs[T any](r *registry, n naming, defs []T, name func(T) string, renamed func(T, string) T) map[string]item[T] {
+// every name config.Names offers it under (prefix+name, and the backend's
+// aliases of it) that the router routes back to this backend and this
+// item, and nowhere else, so that a listed name never runs elsewhere. The
+// other names are shadowed: a name under another server's prefix, one that
+// an alias takes, or a prefix alone. renamed returns a renamed copy: the
+// catalog is shared.
+func exposeAs[T any](r *registry, kind, backend string, defs []T, name func(T) string, renamed func(T, string) T) map[string]item[T] {
 	want := make(map[string]item[T], len(defs))
-	byName := make(map[string]T, len(defs))
-	for _, d := range defs {
-		orig := name(d)
-		byName[orig] = d
-		if key := n.prefix + orig; !r.shadow[key] {
-			want[key] = item[T]{renamed(d, key), orig}
+	shadowed := map[string]shadowOwner{}
+	if srv, ok := r.names.Index(backend); ok {
+		for _, d := range defs {
+			orig := name(d)
+			for _, key := range r.names.Candidates(srv, orig) {
+				owner, bare, ok := r.names.Resolve(key)
+				if ok && owner == srv && bare == orig {
+					want[key] = item[T]{renamed(d, key), orig}
+					continue
+				}
+				shadowed[key] = shadowOwner{}
+				if ok {
+					shadowed[key] = shadowOwner{r.names.Server(owner), bare}
+				}
+			}
 		}
 	}
-	for alias, orig := range n.aliases {
-		if d, ok := byName[orig]; ok {
-			want[alias] = item[T]{renamed(d, alias), orig}
-		}
-	}
+	r.setShadowed(shadowKey{backend, kind}, shadowed)
 	return want
+}
+
+// setShadowed records the shadowed names of a backend's items of one kind,
+// logging those that were not shadowed (or not that way) before.
+func (r *registry) setShadowed(key shadowKey, now map[string]shadowOwner) {
+	before := r.shadowed[key]
+	for _, name := range slices.Sorted(maps.Keys(now)) {
+		if o, seen := before[name]; !seen || o != now[name] {
+			r.log.Warn("not listing a "+key.kind+" under a gateway name that routes elsewhere",
+				"name", name, "server", key.backend, "routedTo", now[name].server, "routedToName", now[name].bare)
+		}
+	}
+	if len(now) == 0 {
+		delete(r.shadowed, key)
+		return
+	}
+	r.shadowed[key] = now
+}
+
+// shadowedCounts returns how many tool and prompt names are shadowed.
+func (r *registry) shadowedCounts() (tools, prompts int) {
+	for key, names := range r.shadowed {
+		if key.kind == "tool" {
+			tools += len(names)
+		} else {
+			prompts += len(names)
+		}
+	}
+	return tools, prompts
 }
 
 func toolName(t *mcp.Tool) string { return t.Name }
@@ -204,8 +248,8 @@ func renamedPrompt(p *mcp.Prompt, name string) *mcp.Prompt {
 	return &c
 }
 
-func (r *registry) applyTools(backend string, n naming, tools []*mcp.Tool) bool {
-	want := exposeAs(r, n, tools, toolName, renamedTool)
+func (r *registry) applyTools(backend string, tools []*mcp.Tool) bool {
+	want := exposeAs(r, "tool", backend, tools, toolName, renamedTool)
 	return syncKind(r, "tool", r.tools, backend, want, func(it item[*mcp.Tool]) error {
 		h := r.handlers.tool(backend, it.orig)
 		if err := addTool(r.server, it.def, h); err != nil {
@@ -332,8 +376,8 @@ func (r *registry) syncView(name string, v *view) {
 	}
 }
 
-func (r *registry) applyPrompts(backend string, n naming, prompts []*mcp.Prompt) bool {
-	want := exposeAs(r, n, prompts, promptName, renamedPrompt)
+func (r *registry) applyPrompts(backend string, prompts []*mcp.Prompt) bool {
+	want := exposeAs(r, "prompt", backend, prompts, promptName, renamedPrompt)
 	return syncKind(r, "prompt", r.prompts, backend, want, func(it item[*mcp.Prompt]) error {
 		return catch(func() { r.server.AddPrompt(it.def, r.handlers.prompt(backend, it.orig)) })
 	}, r.server.RemovePrompts)
@@ -366,7 +410,9 @@ func (r *registry) counts() (tools, prompts, resources, templates int) {
 
 // syncKind brings backend's entries in owners to want: it removes the stale
 // ones, then adds the new and changed ones. A key owned by another backend
-// is left alone (the first owner wins) and reported.
+// is left alone (the first owner wins) and reported: a resource URI two
+// backends have, or a tool or prompt name in the moment a new naming moves
+// it (setNames syncs its old owner too, which frees it).
 func syncKind[T any](r *registry, kind string, owners map[string]owner, backend string,
 	want map[string]item[T], add func(item[T]) error, remove func(...string)) (freed bool) {
 	var stale []string
@@ -437,7 +483,9 @@ func catch(f func()) (err error) {
 }
 
 // promptOwner returns the backend that owns the exposed prompt name (a
-// prefixed name or an alias), and the backend's own name for it.
+// prefixed name or an alias), and the backend's own name for it: the
+// server and name config.Names gives it, as for prompts/get, since only
+// those are exposed.
 func (r *registry) promptOwner(name string) (backend, orig string, ok bool) {
 	o, ok := r.prompts[name]
 	return o.backend, o.orig, ok

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -12,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgw/mcpgw/broker/upstream"
+	"github.com/mcpgw/mcpgw/filter/config"
 )
 
 // legacyOnly keeps the test server on the versions the broker serves: the
@@ -77,30 +80,87 @@ func listed(t *testing.T, cs *mcp.ClientSession) []string {
 	return names
 }
 
-func TestRegistryConflictFirstOwnerWins(t *testing.T) {
-	r, cs, failures := registryUnderTest(t)
-	// "a_" + "b_x" and "a_b_" + "x" both expose "a_b_x".
-	r.sync("one", naming{prefix: "a_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("b_x"), tool("y")}})
-	r.sync("two", naming{prefix: "a_b_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
-	if got := callText(t, cs, "a_b_x"); got != "one/b_x" {
-		t.Errorf("a_b_x -> %s, want one/b_x", got)
+// prefixed returns servers named by prefix alone: "name=prefix" pairs.
+func prefixed(pairs ...string) []config.Server {
+	var servers []config.Server
+	for _, p := range pairs {
+		name, prefix, _ := strings.Cut(p, "=")
+		servers = append(servers, config.Server{Name: name, Prefix: prefix})
 	}
-	if failures.Load() != 1 {
-		t.Errorf("failures = %d, want 1", failures.Load())
+	return servers
+}
+
+// TestRegistryListsWhatRoutes: two backends offer the same gateway name,
+// the unprefixed "plain"'s own ev_x and "ev"'s x under its prefix ev_.
+// Whichever syncs first, the broker lists the name with the definition of
+// the server the router sends it to (config.Names), and only that one; the
+// other is shadowed, logged once and counted. The same holds for prompts,
+// whose names completions are forwarded by.
+func TestRegistryListsWhatRoutes(t *testing.T) {
+	servers := prefixed("plain=", "ev=ev_")
+	catalogs := map[string]upstream.Catalog{
+		"plain": {Tools: []*mcp.Tool{tool("ev_x"), tool("y")}, Prompts: []*mcp.Prompt{{Name: "ev_p"}}},
+		"ev":    {Tools: []*mcp.Tool{tool("x")}, Prompts: []*mcp.Prompt{{Name: "p"}}},
 	}
-	// When the owner lets go, the other backend gets the name.
-	r.drop("one")
-	if got := callText(t, cs, "a_b_x"); got != "two/x" {
-		t.Errorf("after drop: a_b_x -> %s, want two/x", got)
-	}
-	if got := listed(t, cs); !slices.Equal(got, []string{"a_b_x"}) {
-		t.Errorf("tools = %v", got)
+	names := config.NewNames(servers)
+	for _, order := range [][]string{{"plain", "ev"}, {"ev", "plain"}} {
+		t.Run(strings.Join(order, "-then-"), func(t *testing.T) {
+			r, cs, failures := registryUnderTest(t)
+			var logs bytes.Buffer
+			r.log = slog.New(slog.NewTextHandler(&logs, nil))
+			r.setNames(servers)
+			for _, b := range order {
+				r.sync(b, catalogs[b])
+			}
+			got := listed(t, cs)
+			if want := []string{"ev_x", "y"}; !slices.Equal(got, want) {
+				t.Errorf("tools = %v, want %v", got, want)
+			}
+			// What the client is listed is what the router routes to.
+			for _, name := range got {
+				i, bare, ok := names.Resolve(name)
+				if !ok {
+					t.Fatalf("%s is listed but routes nowhere", name)
+				}
+				if call, route := callText(t, cs, name), names.Server(i)+"/"+bare; call != route {
+					t.Errorf("%s: listed for %s, routed to %s", name, call, route)
+				}
+			}
+			if backend, orig, ok := r.promptOwner("ev_p"); !ok || backend != "ev" || orig != "p" {
+				t.Errorf("prompt ev_p is %s's %q (%v), want ev's p", backend, orig, ok)
+			}
+			if tools, prompts := r.shadowedCounts(); tools != 1 || prompts != 1 || failures.Load() != 0 {
+				t.Errorf("shadowed = %d tools, %d prompts, failures = %d; want 1, 1, 0", tools, prompts, failures.Load())
+			}
+			if n := strings.Count(logs.String(), "routes elsewhere"); n != 2 || !strings.Contains(logs.String(), "name=ev_x server=plain routedTo=ev routedToName=x") {
+				t.Errorf("want one warning per shadowed name, naming both servers, got:\n%s", logs.String())
+			}
+			// Syncing again logs nothing new.
+			r.sync("plain", catalogs["plain"])
+			if n := strings.Count(logs.String(), "routes elsewhere"); n != 2 {
+				t.Errorf("a repeated sync logged the shadowed name again:\n%s", logs.String())
+			}
+			// ev going away leaves its name unlisted while the config still
+			// routes it there; a config without ev gives it to plain.
+			r.drop("ev")
+			if got := listed(t, cs); !slices.Equal(got, []string{"y"}) {
+				t.Errorf("without ev's catalog: tools = %v, want [y]", got)
+			}
+			r.setNames(servers[:1])
+			if got := callText(t, cs, "ev_x"); got != "plain/ev_x" {
+				t.Errorf("without ev in the config: ev_x -> %s, want plain/ev_x", got)
+			}
+			if tools, prompts := r.shadowedCounts(); tools+prompts != 0 {
+				t.Errorf("shadowed = %d tools, %d prompts; want none", tools, prompts)
+			}
+		})
 	}
 }
 
 func TestRegistrySkipsInvalidDefinitions(t *testing.T) {
 	r, cs, failures := registryUnderTest(t)
-	r.sync("b", naming{prefix: "p_"}, upstream.Catalog{
+	r.setNames(prefixed("b=p_"))
+	r.sync("b", upstream.Catalog{
 		Tools: []*mcp.Tool{
 			tool("ok"),
 			{Name: "no_schema"},
@@ -138,19 +198,20 @@ func TestRegistryOnlyReaddsChanges(t *testing.T) {
 		}
 		settle := func() { time.Sleep(time.Second); synctest.Wait() }
 
-		r.sync("b", naming{prefix: "p_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
+		r.setNames(prefixed("b=p_"))
+		r.sync("b", upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
 		settle()
 		if n := notified.Load(); n != 1 {
 			t.Errorf("after the first sync: %d notifications, want 1 (debounced)", n)
 		}
-		r.sync("b", naming{prefix: "p_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}}) // equal, not identical
+		r.sync("b", upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}}) // equal, not identical
 		settle()
 		if n := notified.Load(); n != 1 {
 			t.Errorf("after an equal sync: %d notifications, want still 1", n)
 		}
 		changed := tool("x")
 		changed.Description = "now documented"
-		r.sync("b", naming{prefix: "p_"}, upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
+		r.sync("b", upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
 		settle()
 		if n := notified.Load(); n != 2 {
 			t.Errorf("after a change: %d notifications, want 2", n)
@@ -186,7 +247,8 @@ func viewUnderTest(t *testing.T) (*mcp.Server, *mcp.ClientSession) {
 func TestRegistryViews(t *testing.T) {
 	r, _, _ := registryUnderTest(t)
 	vsrv, vc := viewUnderTest(t)
-	r.sync("a", naming{prefix: "a_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
+	r.setNames(prefixed("a=a_", "b=b_", "c=c_"))
+	r.sync("a", upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
 	r.setView("v", vsrv, []string{"a_x", "b_z"}) // b_z: not exposed yet
 	if got := listed(t, vc); !slices.Equal(got, []string{"a_x"}) {
 		t.Errorf("view = %v, want [a_x]", got)
@@ -194,27 +256,27 @@ func TestRegistryViews(t *testing.T) {
 	if got := callText(t, vc, "a_x"); got != "a/x" {
 		t.Errorf("a_x through the view -> %s", got)
 	}
-	r.sync("b", naming{prefix: "b_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
+	r.sync("b", upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
 	if got := listed(t, vc); !slices.Equal(got, []string{"a_x", "b_z"}) {
 		t.Errorf("after b: view = %v", got)
 	}
 	// A changed definition reaches the view.
 	changed := tool("x")
 	changed.Description = "v2"
-	r.sync("a", naming{prefix: "a_"}, upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
+	r.sync("a", upstream.Catalog{Tools: []*mcp.Tool{changed, tool("y")}})
 	res, err := vc.ListTools(t.Context(), nil)
 	if err != nil || len(res.Tools) != 2 || res.Tools[0].Description != "v2" {
 		t.Errorf("after the change: %v, %v", res, err)
 	}
-	// A conflicting backend does not take the view's tool.
-	r.sync("c", naming{prefix: "a_"}, upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
+	// Another backend with the same tool does not take the view's tool.
+	r.sync("c", upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
 	if got := callText(t, vc, "a_x"); got != "a/x" {
-		t.Errorf("a_x after a conflict -> %s", got)
+		t.Errorf("a_x after c synced -> %s", got)
 	}
-	// Its owner goes: the other backend takes the name, in the view too.
-	r.drop("a")
+	// The config gives a_ to c: the name moves, in the view too.
+	r.setNames(prefixed("a=old_", "b=b_", "c=a_"))
 	if got := callText(t, vc, "a_x"); got != "c/x" {
-		t.Errorf("a_x after the owner left -> %s, want c/x", got)
+		t.Errorf("a_x after the prefix moved -> %s, want c/x", got)
 	}
 	// The list changes.
 	r.setView("v", vsrv, []string{"b_z"})
@@ -232,22 +294,24 @@ func TestRegistryViews(t *testing.T) {
 }
 
 // TestRegistryAliases: an alias lists its target's definition under the
-// alias and calls the target; it takes its name from any prefixed name (as
-// the router matches it first), follows a new target, and goes with its
-// target or its config.
+// alias and calls the target; it takes its name from the unprefixed
+// server (as the router matches it first), follows a new target, and goes
+// with its target or its config.
 func TestRegistryAliases(t *testing.T) {
 	r, cs, failures := registryUnderTest(t)
 	vsrv, vc := viewUnderTest(t)
 	r.setView("v", vsrv, []string{"x"})
-	a := naming{prefix: "a_", aliases: map[string]string{"x": "x", "b_z": "y", "ghost": "nope"}}
-	b := naming{prefix: "b_"}
-	r.setShadow(map[string]bool{"x": true, "b_z": true, "ghost": true})
-	r.sync("b", b, upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
-	r.sync("a", a, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
-	if got, want := listed(t, cs), []string{"a_x", "a_y", "b_z", "x"}; !slices.Equal(got, want) {
+	servers := []config.Server{
+		{Name: "a", Prefix: "a_", Aliases: map[string]string{"x": "x", "z": "y", "ghost": "nope"}},
+		{Name: "b", Prefix: ""},
+	}
+	r.setNames(servers)
+	r.sync("b", upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
+	r.sync("a", upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
+	if got, want := listed(t, cs), []string{"a_x", "a_y", "x", "z"}; !slices.Equal(got, want) {
 		t.Errorf("tools = %v, want %v", got, want)
 	}
-	for name, want := range map[string]string{"x": "a/x", "b_z": "a/y", "a_y": "a/y"} {
+	for name, want := range map[string]string{"x": "a/x", "z": "a/y", "a_y": "a/y"} {
 		if got := callText(t, cs, name); got != want {
 			t.Errorf("%s -> %s, want %s", name, got, want)
 		}
@@ -255,20 +319,21 @@ func TestRegistryAliases(t *testing.T) {
 	if got := callText(t, vc, "x"); got != "a/x" {
 		t.Errorf("x through a view -> %s", got)
 	}
+	if n, _ := r.shadowedCounts(); n != 1 {
+		t.Errorf("shadowed = %d, want 1 (b's z)", n)
+	}
 	// A new target with an identical definition still changes the handler.
-	a.aliases = map[string]string{"x": "y"}
-	r.setShadow(map[string]bool{"x": true})
-	r.sync("a", a, upstream.Catalog{Tools: []*mcp.Tool{tool("x"), tool("y")}})
-	r.sync("b", b, upstream.Catalog{Tools: []*mcp.Tool{tool("z")}})
+	servers[0].Aliases = map[string]string{"x": "y"}
+	r.setNames(servers)
 	if got := callText(t, cs, "x"); got != "a/y" {
 		t.Errorf("retargeted x -> %s, want a/y", got)
 	}
-	if got := callText(t, cs, "b_z"); got != "b/z" {
-		t.Errorf("b_z after its alias went -> %s, want b/z", got)
+	if got := callText(t, cs, "z"); got != "b/z" {
+		t.Errorf("z after its alias went -> %s, want b/z", got)
 	}
 	// The target goes: so does the alias, from the view too.
-	r.sync("a", a, upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
-	if got, want := listed(t, cs), []string{"a_x", "b_z"}; !slices.Equal(got, want) {
+	r.sync("a", upstream.Catalog{Tools: []*mcp.Tool{tool("x")}})
+	if got, want := listed(t, cs), []string{"a_x", "z"}; !slices.Equal(got, want) {
 		t.Errorf("tools without the target = %v, want %v", got, want)
 	}
 	if got := listed(t, vc); len(got) != 0 {

@@ -236,12 +236,12 @@ func TestSameConnection(t *testing.T) {
 
 // TestApplyAliases: aliases appear and go with config reloads and with the
 // backend's own list, each time with list_changed; a call through the broker
-// reaches the target, also when the alias takes another server's prefixed
-// name.
+// reaches the target, also when the alias takes a name of the unprefixed
+// server, which is then not listed for that server.
 func TestApplyAliases(t *testing.T) {
 	echoSrv := mcptest.NewEchoServer("e1")
 	echo := config.Server{Name: "echo", URL: serveBackend(t, echoSrv), Prefix: "echo_"}
-	math := config.Server{Name: "math", URL: serveBackend(t, mcptest.NewMathServer("m1")), Prefix: "math_"}
+	math := config.Server{Name: "math", URL: serveBackend(t, mcptest.NewMathServer("m1")), Prefix: ""}
 	h := newHarness(t, testConfig(t, echo, math))
 	h.waitState(t, "echo", upstream.StateReady)
 	h.waitState(t, "math", upstream.StateReady)
@@ -259,20 +259,20 @@ func TestApplyAliases(t *testing.T) {
 		return textOf(t, res)
 	}
 
-	echo.Aliases = map[string]string{"who": "whoami", "math_whoami": "whoami", "later": "late", "hello": "greet"}
+	echo.Aliases = map[string]string{"who": "whoami", "whoami": "whoami", "later": "late", "hello": "greet"}
 	if err := h.b.Apply(testConfig(t, echo, math)); err != nil {
 		t.Fatal(err)
 	}
 	waitNotified(t, notified)
 	c.waitTools(t, "aliases added", func(n []string) bool { return slices.Contains(n, "who") })
-	if got, want := c.toolNames(t), []string{"echo_echo", "echo_whoami", "math_add", "math_whoami", "who"}; !slices.Equal(got, want) {
+	if got, want := c.toolNames(t), []string{"add", "echo_echo", "echo_whoami", "who", "whoami"}; !slices.Equal(got, want) {
 		t.Errorf("tools = %v, want %v", got, want)
 	}
 	if got := whoami("who"); got != "e1" {
 		t.Errorf("who -> %q, want e1", got)
 	}
-	if got := whoami("math_whoami"); got != "e1" {
-		t.Errorf("math_whoami, an alias of echo's -> %q, want e1", got)
+	if got := whoami("whoami"); got != "e1" {
+		t.Errorf("whoami, an alias of echo's -> %q, want e1", got)
 	}
 	prompts, err := c.ListPrompts(t.Context(), nil)
 	if err != nil || len(prompts.Prompts) != 2 || prompts.Prompts[1].Name != "hello" {
@@ -292,7 +292,7 @@ func TestApplyAliases(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitTools(t, "aliases removed", func(n []string) bool { return !slices.Contains(n, "who") })
-	if got := whoami("math_whoami"); got != "m1" {
-		t.Errorf("math_whoami after the alias went -> %q, want m1", got)
+	if got := whoami("whoami"); got != "m1" {
+		t.Errorf("whoami after the alias went -> %q, want m1", got)
 	}
 }
