@@ -94,7 +94,7 @@ func Build(in Input) Output {
 		VirtualServerResults: map[types.NamespacedName]VirtualServerResult{},
 	}
 	idx := newIndex(in)
-	owners := nameOwners{prefixes: map[string]string{}, aliases: map[string]string{}}
+	var owners nameOwners
 	for _, reg := range oldestFirst(in.Registrations) {
 		key := types.NamespacedName{Namespace: reg.Namespace, Name: reg.Name}
 		srv, cred, cond := idx.resolve(reg)
@@ -116,31 +116,75 @@ func Build(in Input) Output {
 	return out
 }
 
-// nameOwners maps the prefixes and aliases of the accepted registrations so
-// far to the servers that have them.
+// nameOwners holds the servers of the registrations accepted so far, whose
+// prefixes and aliases are taken.
 type nameOwners struct {
-	prefixes, aliases map[string]string
+	servers []*config.Server
 }
 
 // claim gives srv its prefix and aliases, or returns why it cannot have
 // them. Registrations claim oldest first: the oldest keeps a contested name,
-// so adding a newer registration can never take a working server away.
-func (o nameOwners) claim(srv *config.Server) metav1.Condition {
-	if owner, taken := o.prefixes[srv.Prefix]; taken {
-		return notAccepted(v1alpha1.ReasonPrefixConflict,
-			"prefix %q is already used by the older registration %s", srv.Prefix, owner)
-	}
-	for _, alias := range slices.Sorted(maps.Keys(srv.Aliases)) {
-		if owner, taken := o.aliases[alias]; taken {
-			return notAccepted(v1alpha1.ReasonAliasConflict,
-				"alias %q is already used by the older registration %s", alias, owner)
+// so adding a newer registration can never take a working server's names
+// away. The rule is the config contract's (config.InPrefix), so the written
+// config always validates: a prefix must differ from, and not overlap, an
+// older one, nor begin an older alias (PrefixConflict); an alias must not
+// be an older one, nor lie inside an older prefix (AliasConflict).
+func (o *nameOwners) claim(srv *config.Server) metav1.Condition {
+	for _, old := range o.servers {
+		if c, conflict := prefixConflict(srv.Prefix, old); conflict {
+			return c
 		}
 	}
-	o.prefixes[srv.Prefix] = srv.Name
-	for alias := range srv.Aliases {
-		o.aliases[alias] = srv.Name
+	for _, alias := range slices.Sorted(maps.Keys(srv.Aliases)) {
+		for _, old := range o.servers {
+			if c, conflict := aliasConflict(alias, old); conflict {
+				return c
+			}
+		}
 	}
+	o.servers = append(o.servers, srv)
 	return accepted()
+}
+
+// prefixConflict reports whether prefix clashes with the names of old, an
+// older registration's server.
+func prefixConflict(prefix string, old *config.Server) (metav1.Condition, bool) {
+	switch {
+	case prefix == old.Prefix:
+		return notAccepted(v1alpha1.ReasonPrefixConflict,
+			"prefix %q is already used by the older registration %s", prefix, old.Name), true
+	case config.InPrefix(prefix, old.Prefix) || config.InPrefix(old.Prefix, prefix):
+		return notAccepted(v1alpha1.ReasonPrefixConflict,
+			"prefix %q overlaps the prefix %q of the older registration %s: one begins with the other, so both would claim names such as %q",
+			prefix, old.Prefix, old.Name, longer(prefix, old.Prefix)+"x"), true
+	}
+	for _, alias := range slices.Sorted(maps.Keys(old.Aliases)) {
+		if config.InPrefix(alias, prefix) {
+			return notAccepted(v1alpha1.ReasonPrefixConflict,
+				"prefix %q would capture the alias %q of the older registration %s", prefix, alias, old.Name), true
+		}
+	}
+	return metav1.Condition{}, false
+}
+
+func longer(a, b string) string {
+	if len(a) > len(b) {
+		return a
+	}
+	return b
+}
+
+// aliasConflict reports whether alias clashes with the names of old.
+func aliasConflict(alias string, old *config.Server) (metav1.Condition, bool) {
+	if _, taken := old.Aliases[alias]; taken {
+		return notAccepted(v1alpha1.ReasonAliasConflict,
+			"alias %q is already used by the older registration %s", alias, old.Name), true
+	}
+	if config.InPrefix(alias, old.Prefix) {
+		return notAccepted(v1alpha1.ReasonAliasConflict,
+			"alias %q is inside the prefix %q of the older registration %s and would capture its names", alias, old.Prefix, old.Name), true
+	}
+	return metav1.Condition{}, false
 }
 
 // oldestFirst orders registrations by creation time, then by namespace and
@@ -173,9 +217,9 @@ func notAccepted(reason, format string, args ...any) metav1.Condition {
 
 // buildVirtualServers puts every valid virtual server into the config,
 // named "namespace/name" (served at /mcp/namespace/name). A tool that is
-// neither an alias nor carries the prefix of an accepted server is reported, not dropped, since its
-// registration may simply not have arrived yet; the broker lists only the
-// tools that exist.
+// neither an alias nor carries the prefix of an accepted server is
+// reported, not dropped, since its registration may simply not have
+// arrived yet; the broker lists only the tools that exist.
 func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Server) ([]config.VirtualServer, map[types.NamespacedName]VirtualServerResult) {
 	out := []config.VirtualServer{}
 	results := map[types.NamespacedName]VirtualServerResult{}
@@ -218,10 +262,13 @@ func buildVirtualServers(vss []v1alpha1.MCPVirtualServer, servers []config.Serve
 	return out, results
 }
 
+// unresolvedTools returns the tools that no accepted server owns, by the
+// rule the router routes and the broker lists by (config.Names).
 func unresolvedTools(tools []string, servers []config.Server) []string {
+	names := config.NewNames(servers)
 	var unknown []string
 	for _, t := range tools {
-		if !slices.ContainsFunc(servers, func(s config.Server) bool { return s.Aliases[t] != "" || strings.HasPrefix(t, s.Prefix) }) {
+		if _, _, ok := names.Resolve(t); !ok {
 			unknown = append(unknown, t)
 		}
 	}

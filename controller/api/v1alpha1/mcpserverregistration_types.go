@@ -16,9 +16,14 @@ type MCPServerRegistrationSpec struct {
 	TargetRef TargetReference `json:"targetRef"`
 
 	// Prefix is prepended to the server's tool and prompt names in the
-	// gateway's aggregated lists. Unique across all registrations: on a
-	// clash the oldest registration keeps it and the others are not
-	// accepted. At most one registration may use the empty prefix.
+	// gateway's aggregated lists, and calls of names that begin with it are
+	// routed to the server. Prefixes must not overlap: no registration's
+	// prefix may equal or begin another's ("weather_" and "weather_alerts_"
+	// overlap), nor begin another registration's alias. On a clash the
+	// oldest registration keeps its names and the others are not accepted
+	// (reason PrefixConflict). At most one registration may use the empty
+	// prefix; it gets every name no other prefix or alias claims, so its
+	// own names inside another prefix are not listed.
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.-]*$`
 	// +kubebuilder:validation:MaxLength=64
 	Prefix string `json:"prefix"`
@@ -28,8 +33,10 @@ type MCPServerRegistrationSpec struct {
 	// be taught a prefix: {"search": "search"} offers the server's
 	// "search" under that exact name as well as under prefix+"search".
 	// An alias takes precedence over any prefixed name equal to it. Alias
-	// names are unique across all registrations: on a clash the oldest
-	// registration keeps the alias and the others are not accepted.
+	// names are unique across all registrations and must not begin with
+	// another registration's prefix (they would capture its names): on a
+	// clash the oldest registration keeps its names and the others are not
+	// accepted (reason AliasConflict).
 	// +kubebuilder:validation:MaxProperties=256
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) >= 1 && size(self[k]) <= 128)",message="alias names and their targets must be 1 to 128 characters long"
 	// +optional
