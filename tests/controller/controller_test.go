@@ -202,6 +202,24 @@ func TestConflicts(t *testing.T) {
 	e.waitRegistration("b", "second", accepted(metav1.ConditionTrue, v1alpha1.ReasonAccepted))
 	e.waitConfig(hasServers("b/second"))
 
+	// A prefix overlapping b/second's, and an alias inside it, would take
+	// names b/second serves: neither is accepted while b/second has them.
+	time.Sleep(1100 * time.Millisecond) // unambiguously newer than b/second
+	overlap := registration("a", "overlap", "r", "dup_more_")
+	e.create(overlap)
+	inside := registration("a", "alias-inside", "r", "ai_")
+	inside.Spec.Aliases = map[string]string{"dup_x": "x"}
+	e.create(inside)
+	for name, reason := range map[string]string{"overlap": v1alpha1.ReasonPrefixConflict, "alias-inside": v1alpha1.ReasonAliasConflict} {
+		got := e.waitRegistration("a", name, accepted(metav1.ConditionFalse, reason), ready(metav1.ConditionFalse, v1alpha1.ReasonNotAccepted))
+		if msg := condition(got, v1alpha1.ConditionAccepted).Message; !strings.Contains(msg, `"dup_"`) || !strings.Contains(msg, "b/second") {
+			t.Errorf("%s: conflict message %q does not name the prefix and its owner", name, msg)
+		}
+	}
+	e.waitConfig(hasServers("b/second"))
+	e.delete(overlap)
+	e.delete(inside)
+
 	// Missing route, then the route appears.
 	e.create(registration("a", "late-route", "later", "late_"))
 	e.waitRegistration("a", "late-route", accepted(metav1.ConditionFalse, v1alpha1.ReasonRouteNotFound))
