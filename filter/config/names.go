@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -18,9 +17,10 @@ import (
 // Resolve tries, in order:
 //
 //  1. the aliases of every server (exact names, Server.Aliases);
-//  2. the longest prefix that begins the name and leaves a non-empty rest
-//     (a valid config has no overlapping non-empty prefixes, so at most one
-//     non-empty prefix can match; the empty prefix matches what none does).
+//  2. the longest prefix that begins the name and leaves a non-empty rest:
+//     in a valid config, whose non-empty prefixes do not overlap, the one
+//     non-empty prefix that matches, else the empty prefix, if a server
+//     has it.
 //
 // A Names is immutable and safe for concurrent use.
 type Names struct {
@@ -70,8 +70,8 @@ func NewNames(servers []Server) *Names {
 			slices.Sort(as)
 		}
 	}
-	n.prefixLens = slices.Collect(maps.Keys(lens))
-	sort.Sort(sort.Reverse(sort.IntSlice(n.prefixLens)))
+	n.prefixLens = slices.Sorted(maps.Keys(lens))
+	slices.Reverse(n.prefixLens)
 	return n
 }
 
@@ -113,13 +113,13 @@ func (n *Names) Index(serverName string) (int, bool) {
 // Server returns the name of the server at index i.
 func (n *Names) Server(i int) string { return n.servers[i] }
 
-// InPrefix reports whether name begins with prefix, a non-empty prefix: it
-// is then a name prefix's server claims. Two servers' prefixes must not be
-// in each other's (overlap), and an alias must not be in another server's
-// prefix (it would capture that server's names): Validate refuses both, and
-// the controller, which decides who keeps a contested name, uses the same
-// rule. The empty prefix claims only what no other prefix and no alias
-// does, so it is never in conflict.
+// InPrefix reports whether prefix is not empty and name begins with it:
+// whether the server with that prefix claims name. Validate refuses two
+// servers whose prefixes are in each other's (they overlap) and an alias in
+// another server's prefix (it would capture that server's names); the
+// controller, which decides who keeps a contested name, applies the same
+// test. The empty prefix claims only what no other prefix or alias does, so
+// it conflicts with nothing.
 func InPrefix(name, prefix string) bool {
 	return prefix != "" && strings.HasPrefix(name, prefix)
 }
@@ -139,10 +139,10 @@ func validateNameOverlaps(servers []Server) []error {
 			first[s.Prefix] = i
 		}
 	}
-	// owner returns the server whose prefix begins name and is shorter than
-	// max bytes, other than server self.
-	owner := func(name string, max, self int) (int, bool) {
-		for l := 1; l <= min(max, len(name)); l++ {
+	// owner returns a server other than self whose prefix begins name and
+	// is at most upTo bytes long.
+	owner := func(name string, upTo, self int) (int, bool) {
+		for l := 1; l <= min(upTo, len(name)); l++ {
 			if i, ok := first[name[:l]]; ok && i != self {
 				return i, true
 			}
