@@ -245,10 +245,6 @@ func internVersion(v string) string {
 // Versions are dates: they compare as strings.
 const statelessVersion = "2026-07-28"
 
-// metaVersion is the gjson path of the protocol version a stateless-era
-// request carries in params._meta.
-const metaVersion = `params._meta.io\.modelcontextprotocol/protocolVersion`
-
 // internMethod is internVersion for Mcp-Method values.
 func internMethod(v string) string {
 	switch v {
@@ -343,23 +339,23 @@ func (s *Stream) RequestBody(body []byte) Action {
 	}
 	switch method.Str {
 	case "tools/call":
-		return s.route("tools/call", json, id, m.name)
+		return s.route("tools/call", json, &m)
 	case "prompts/get":
-		return s.route("prompts/get", json, id, m.name)
+		return s.route("prompts/get", json, &m)
 	case "tasks/get", "tasks/update", "tasks/cancel":
 		if s.stateless {
-			return s.routeTask(method.Str, json, id)
+			return s.routeTask(method.Str, json, m.get(memberTaskID))
 		}
 	case "initialize":
 		if id.Exists() {
-			s.rememberInitialize(json)
+			s.rememberInitialize(&m)
 		}
 	case "logging/setLevel":
 		if id.Exists() {
-			s.recordLevel(json)
+			s.recordLevel(m.get(memberLevel))
 		}
 	case "notifications/cancelled":
-		if !s.stateless && s.cancel(json) {
+		if !s.stateless && s.cancel(json, m.get(memberRequestID)) {
 			return Route
 		}
 	}
@@ -388,8 +384,9 @@ func (s *Stream) forward(method string) Action {
 // route decides a tools/call or prompts/get: find the owner by alias or
 // prefix, put the backend's name for the tool or prompt in the body, and
 // find or open the backend session.
-func (s *Stream) route(method, json string, id, name gjson.Result) Action {
+func (s *Stream) route(method, json string, m *message) Action {
 	s.method = method
+	id, name := m.id, m.name
 	if !id.Exists() {
 		return s.rejectBody(RejectNotJSONRPC) // a call must be a request
 	}
@@ -438,7 +435,7 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	if s.gateway == "" {
 		// A stateless-era body without the MCP-Protocol-Version header
 		// that era requires.
-		if v := gjson.Get(json, metaVersion); v.Type == gjson.String && v.Str >= statelessVersion {
+		if v := m.get(memberMetaVersion); v.Type == gjson.String && v.Str >= statelessVersion {
 			return s.rejectBody(RejectHeaderMismatch)
 		}
 		return s.rejectBody(RejectMissingSession)
