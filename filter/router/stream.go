@@ -125,6 +125,12 @@ type Stream struct {
 	// mayCreateTask: the answer to this stateless tools/call may carry a
 	// task id to rewrite (tasks.go).
 	mayCreateTask bool
+	// replayBody is the body a session-era call went upstream with, kept
+	// (pooled) to replay it after a lost backend session when there is no
+	// rewritten body; replayed and answer are the replay's (replay.go).
+	replayBody *[]byte
+	replayed   bool
+	answer     answer
 
 	// clientInit is the client context of an initialize forwarded to the
 	// broker, until its response names the gateway session (client.go).
@@ -159,11 +165,8 @@ func (s *Stream) Init(r *Router) {
 // Release returns pooled memory. The Stream must not be used afterwards.
 func (s *Stream) Release() {
 	s.sse.release()
-	if s.body != nil {
-		*s.body = (*s.body)[:0]
-		bodyPool.Put(s.body)
-		s.body = nil
-	}
+	putBuf(&s.body)
+	putBuf(&s.replayBody)
 }
 
 // RequestHeaders decides what to do once the request headers are known.
@@ -445,6 +448,7 @@ func (s *Stream) route(method, json string, m *message) Action {
 	}
 	s.setTarget(srv, json, name, bare)
 	s.routed = true
+	s.keepForReplay(json)
 	if backend, ok := s.r.sessions.Get(s.gateway, srv.Name); ok {
 		s.backend = backend
 		return s.routeNow()
