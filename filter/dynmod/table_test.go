@@ -39,14 +39,39 @@ func (h tableHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 			s.Response.Add("mcp-session-id", sid)
 		}
 		s.SetAttribute(fakehost.AttributeResponseCodeDetails, r.Response.Details)
-		s.ResponseHeaders(false)
+		h.response(t, s)
 		res.ResponseHeaders = s.Response.Map()
 	}
 	for _, rp := range s.Replies {
 		res.Replies = append(res.Replies, adaptertest.Reply{Status: rp.Status,
-			ContentType: rp.Headers["content-type"], Body: rp.Body, Details: rp.Details})
+			ContentType: rp.Headers["content-type"], Body: rp.Body, Details: rp.Details,
+			SessionID: rp.Headers["mcp-session-id"]})
 	}
 	return res
+}
+
+// response runs the response hooks; when the module stops the response to
+// replay the call (a scheduler created meanwhile), it drops the body, as
+// Envoy does for StopIterationNoBuffer, and the scheduled hook sends the
+// answer.
+func (tableHost) response(t testing.TB, s *fakehost.Stream) {
+	scheds := s.SchedulersCreated
+	st := s.ResponseHeaders(false)
+	if len(s.Replies) > 0 {
+		return
+	}
+	bst, _ := s.ResponseBody([]byte(adaptertest.ResponseBody), true)
+	if s.SchedulersCreated == scheds {
+		if st != fakehost.Continue || bst != fakehost.Continue {
+			t.Errorf("response hooks returned %d, %d; want Continue", st, bst)
+		}
+		return
+	}
+	if st != fakehost.StopIteration || bst != fakehost.StopIterationNoBuffer {
+		t.Errorf("replaying: response hooks returned %d, %d; want StopIteration, StopIterationNoBuffer", st, bst)
+	}
+	s.Scheduled(awaitEvent(t, s))
+	awaitDeleted(t, s)
 }
 
 // request runs the request hooks, and the scheduled hook when the module

@@ -115,7 +115,7 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isCall {
-		b.lose.Store(0)
+		b.lose.Store(0) // (under b.mu, as every Add)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if sw.status != http.StatusNotFound {

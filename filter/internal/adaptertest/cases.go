@@ -139,10 +139,24 @@ func routeCases(env *Env, gw string) []Case {
 			Want{Continued: true, Headers: routed, Body: ToolCall(4, "now"), RouteCacheClears: 1}},
 		{"route/Envoy's own 404 passes", call(5, false, &Response{Status: 404, Details: "route_not_found"}),
 			Want{Continued: true, Headers: routed, Body: ToolCall(5, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
-		{"route/backend 404 invalidates the session", call(6, false, &Response{Status: 404, Details: "via_upstream"}),
-			Want{Continued: true, Headers: routed, Body: ToolCall(6, "now"), RouteCacheClears: 1,
-				Reply: &WantReply{Status: 200, Code: -32603, ID: "6", Details: "mcpgw_backend_session_lost"}}},
+		// The backend lost the session (it restarted): the router opens a
+		// new one and replays the call, and the client gets the answer.
+		{"route/backend 404 replays the call on a new session", call(6, false, &Response{Status: 404, Details: "via_upstream"}),
+			Want{Continued: true, Headers: routed, Body: ToolCall(6, "now"), RouteCacheClears: 1, NewBackendSession: true,
+				Reply: &WantReply{Status: 200, ID: "6", Text: "sunny", ContentType: "text/event-stream",
+					Details: "mcpgw_replayed", SessionID: gw}}},
+		// Lost again on the replay (the new session too): the retryable
+		// error, no second replay.
+		{"route/404 on the replay gives the retryable error", lostTwice(env, call(8, false, &Response{Status: 404, Details: "via_upstream"})),
+			Want{Continued: true, Headers: routed, Body: ToolCall(8, "now"), RouteCacheClears: 1, NewBackendSession: true,
+				Reply: &WantReply{Status: 200, Code: -32603, ID: "8", Details: "mcpgw_backend_session_lost"}}},
 	}
+}
+
+// lostTwice marks r so that its replay meets a lost session too.
+func lostTwice(env *Env, r Request) Request {
+	r.Before = func() { env.Backend.LoseCalls.Store(1) }
+	return r
 }
 
 // withAbsent returns headers plus the names that must be absent.
