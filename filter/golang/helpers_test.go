@@ -121,7 +121,7 @@ func (fc *filterConfig) Do(t testing.TB, r adaptertest.Request) adaptertest.Resu
 			s.Response.Add("mcp-session-id", sid)
 		}
 		s.Details = r.Response.Details
-		receive(t, s)
+		receive(t, s, r.Response.NoBody)
 		res.ResponseHeaders = s.Response.Map()
 	}
 	for _, rp := range s.Replies() {
@@ -139,13 +139,15 @@ func (fc *filterConfig) Do(t testing.TB, r adaptertest.Request) adaptertest.Resu
 
 // receive runs the response side: headers, then the body; a response the
 // filter left running (a call being replayed) must end in a local reply.
-func receive(t testing.TB, s *fakeapi.Stream) {
+func receive(t testing.TB, s *fakeapi.Stream, noBody bool) {
 	t.Helper()
-	st := s.EncodeHeaders(false)
+	st := s.EncodeHeaders(noBody)
 	if st == api.LocalReply {
 		return
 	}
-	s.EncodeData([]byte(adaptertest.ResponseBody), true)
+	if !noBody {
+		s.EncodeData([]byte(adaptertest.ResponseBody), true)
+	}
 	if st == api.Running && !s.Await(10*time.Second) {
 		t.Error("the response neither continued nor was replaced")
 	}

@@ -73,7 +73,7 @@ func (h soHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 			s.Header("resp", "mcp-session-id", sid)
 		}
 		s.SetDetails(r.Response.Details)
-		if s.EncodeHeaders(false) == fakehost.Running && !s.Await(10*time.Second) {
+		if s.EncodeHeaders(r.Response.NoBody) == fakehost.Running && !s.Await(10*time.Second) {
 			t.Fatal("the response neither continued nor was replaced")
 		}
 		snap = s.Dump()

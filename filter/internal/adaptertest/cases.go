@@ -147,7 +147,8 @@ func routeCases(env *Env, gw string) []Case {
 					Details: "mcpgw_replayed", SessionID: gw}}},
 		// Lost again on the replay (the new session too): the retryable
 		// error, no second replay.
-		{"route/404 on the replay gives the retryable error", lostTwice(env, call(8, false, &Response{Status: 404, Details: "via_upstream"})),
+		// (This 404 has no body: the headers end the response.)
+		{"route/404 on the replay gives the retryable error", lostTwice(env, call(8, false, &Response{Status: 404, Details: "via_upstream", NoBody: true})),
 			Want{Continued: true, Headers: routed, Body: ToolCall(8, "now"), RouteCacheClears: 1, NewBackendSession: true,
 				Reply: &WantReply{Status: 200, Code: -32603, ID: "8", Details: "mcpgw_backend_session_lost"}}},
 	}

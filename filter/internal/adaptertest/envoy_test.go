@@ -220,6 +220,10 @@ func (h *envoyHost) capture(route string) http.Handler {
 				w.Header().Set("mcp-session-id", sid)
 			}
 		}
+		if resp != nil && resp.NoBody {
+			w.WriteHeader(status)
+			return
+		}
 		w.Header().Set("content-type", "application/json")
 		w.WriteHeader(status)
 		io.WriteString(w, adaptertest.ResponseBody)

@@ -38,6 +38,9 @@ type Response struct {
 	// SessionID is the response's mcp-session-id, if any; AnyBackendSession
 	// stands for the backend session the request carried upstream.
 	SessionID string
+	// NoBody: the headers end the response; otherwise ResponseBody
+	// follows them.
+	NoBody bool
 }
 
 // ResponseBody is the body of every upstream response a host delivers
