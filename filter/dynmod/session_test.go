@@ -160,18 +160,7 @@ func TestBackend404ReplaysCall(t *testing.T) {
 	}
 	s3.Scheduled(awaitEvent(t, s3))
 	awaitDeleted(t, s3)
-	if len(s3.Replies) != 1 {
-		t.Fatalf("%d local replies, want the answer: %+v", len(s3.Replies), s3.Replies)
-	}
-	r := s3.Replies[0]
-	if r.Status != 200 || r.Details != "mcpgw_replayed" || r.Headers["content-type"] != "text/event-stream" ||
-		r.Headers["mcp-session-id"] != gw {
-		t.Errorf("answer %d %q %v, want 200 mcpgw_replayed, SSE, the gateway session", r.Status, r.Details, r.Headers)
-	}
-	data := r.Body[strings.Index(r.Body, "data: ")+6:]
-	if gjson.Get(data, "id").Int() != 3 || gjson.Get(data, "result.content.0.text").Str != "sunny" {
-		t.Errorf("answer body %s, want the tool's result for id 3", r.Body)
-	}
+	checkAnswer(t, s3, gw, 3)
 	s3.Destroy()
 	sid2 := <-b.Inits
 	if sid2 == sid {
@@ -190,6 +179,24 @@ func TestBackend404ReplaysCall(t *testing.T) {
 		if got := counter(t, g.cfg, name); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
 		}
+	}
+}
+
+// checkAnswer checks that the stream's only local reply is the answer of
+// the backend's tool to the replayed call id of gateway session gw.
+func checkAnswer(t *testing.T, s *fakehost.Stream, gw string, id int64) {
+	t.Helper()
+	if len(s.Replies) != 1 {
+		t.Fatalf("%d local replies, want the answer: %+v", len(s.Replies), s.Replies)
+	}
+	r := s.Replies[0]
+	if r.Status != 200 || r.Details != "mcpgw_replayed" || r.Headers["content-type"] != "text/event-stream" ||
+		r.Headers["mcp-session-id"] != gw {
+		t.Errorf("answer %d %q %v, want 200 mcpgw_replayed, SSE, the gateway session", r.Status, r.Details, r.Headers)
+	}
+	data := r.Body[strings.Index(r.Body, "data: ")+6:]
+	if gjson.Get(data, "id").Int() != id || gjson.Get(data, "result.content.0.text").Str != "sunny" {
+		t.Errorf("answer body %s, want the tool's result for id %d", r.Body, id)
 	}
 }
 

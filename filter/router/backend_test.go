@@ -265,7 +265,13 @@ func send(t *testing.T, r *Router, gateway, version, body string) result {
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(resp.Body)
-	act := s.ResponseHeaders(resp.StatusCode, true)
+	return respond(t, s, resp.StatusCode, rb, res)
+}
+
+// respond passes a backend's response to a routed call through the Stream,
+// as an adapter does, and returns what the client gets.
+func respond(t *testing.T, s *Stream, status int, body []byte, res result) result {
+	act := s.ResponseHeaders(status, true)
 	if act == ResponseReplay {
 		act = s.Replay(t.Context()) // the adapter's goroutine
 	}
@@ -281,7 +287,7 @@ func send(t *testing.T, r *Router, gateway, version, body string) result {
 		return res
 	}
 	s.ApplyResponse(&res.response)
-	res.status, res.body = resp.StatusCode, string(rb)
+	res.status, res.body = status, string(body)
 	return res
 }
 

@@ -389,17 +389,16 @@ func (s *Stream) forward(method string) Action {
 // find or open the backend session.
 func (s *Stream) route(method, json string, m *message) Action {
 	s.method = method
-	id, name := m.id, m.name
-	if !id.Exists() {
+	if !m.id.Exists() {
 		return s.rejectBody(RejectNotJSONRPC) // a call must be a request
 	}
 	if s.noVirtual {
 		return s.rejectBody(RejectUnknownVirtualServer)
 	}
-	if name.Type != gjson.String || name.Str == "" {
+	if m.name.Type != gjson.String || m.name.Str == "" {
 		return s.rejectBody(RejectMissingName)
 	}
-	if s.stateless && s.mcpName != name.Str {
+	if s.stateless && s.mcpName != m.name.Str {
 		return s.rejectBody(RejectHeaderMismatch)
 	}
 	// No tool is named with invalid UTF-8 or control characters (which
@@ -407,13 +406,13 @@ func (s *Stream) route(method, json string, m *message) Action {
 	// header: there CR/LF could inject headers upstream, and invalid bytes
 	// would differ from the U+FFFD a backend decodes (or that rename
 	// re-encodes).
-	if !utf8.ValidString(name.Str) || strings.IndexByte(name.Raw, '\\') >= 0 && hasControl(name.Str) {
+	if !utf8.ValidString(m.name.Str) || strings.IndexByte(m.name.Raw, '\\') >= 0 && hasControl(m.name.Str) {
 		return s.rejectBody(RejectUnknownTool)
 	}
-	if s.virtual != nil && !s.virtual.offers(method, name.Str) {
+	if s.virtual != nil && !s.virtual.offers(method, m.name.Str) {
 		return s.rejectBody(RejectNotInVirtualServer)
 	}
-	srv, bare := s.t.lookup(name.Str)
+	srv, bare := s.t.lookup(m.name.Str)
 	if srv == nil {
 		return s.rejectBody(RejectUnknownTool)
 	}
@@ -427,7 +426,7 @@ func (s *Stream) route(method, json string, m *message) Action {
 		// No gateway session and no backend session: the request carries
 		// its version and client capabilities in _meta, and goes to the
 		// backend as is (bar the name, here and in Mcp-Name).
-		s.setTarget(srv, json, name, bare)
+		s.setTarget(srv, json, m.name, bare)
 		s.routed = true
 		// Only a request that declares the tasks extension can be
 		// answered with a task (SEP-2663 negotiates per request): the
@@ -446,9 +445,8 @@ func (s *Stream) route(method, json string, m *message) Action {
 	if !s.t.codec.Valid(s.gateway) {
 		return s.rejectBody(RejectUnknownSession)
 	}
-	s.setTarget(srv, json, name, bare)
+	s.setTarget(srv, json, m.name, bare)
 	s.routed = true
-	s.keepForReplay(json)
 	if backend, ok := s.r.sessions.Get(s.gateway, srv.Name); ok {
 		s.backend = backend
 		return s.routeNow()

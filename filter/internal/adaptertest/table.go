@@ -233,18 +233,7 @@ func check(t *testing.T, env *Env, c Case, res Result, backendSession string) st
 		}
 	}
 	if w.Continued {
-		body := w.Body
-		if body == "" {
-			body = c.Request.Body
-		}
-		if res.Body != body {
-			t.Errorf("body = %q\nwant   %q", res.Body, body)
-		}
-		if w.Body != "" {
-			if cl := res.Headers["content-length"]; len(cl) != 1 || cl[0] != strconv.Itoa(len(body)) {
-				t.Errorf("content-length = %q, want %d", cl, len(body))
-			}
-		}
+		checkBody(t, c, res)
 	}
 	if res.RouteCacheClears == Unobservable {
 		t.Logf("relaxed: route cache clears not observable on this host (want %d)", w.RouteCacheClears)
@@ -261,6 +250,23 @@ func check(t *testing.T, env *Env, c Case, res Result, backendSession string) st
 		}
 	}
 	return backendSession
+}
+
+// checkBody checks the request body that continued, and its length.
+func checkBody(t *testing.T, c Case, res Result) {
+	t.Helper()
+	body := c.Want.Body
+	if body == "" {
+		body = c.Request.Body
+	}
+	if res.Body != body {
+		t.Errorf("body = %q\nwant   %q", res.Body, body)
+	}
+	if c.Want.Body != "" {
+		if cl := res.Headers["content-length"]; len(cl) != 1 || cl[0] != strconv.Itoa(len(body)) {
+			t.Errorf("content-length = %q, want %d", cl, len(body))
+		}
+	}
 }
 
 // newBackendSession waits for the backend to report a session other than
