@@ -242,9 +242,20 @@ func (sc *scanner) object(i, depth, role int) (int, bool) {
 // and whether it equals it exactly. A second occurrence, or any other
 // spelling, makes the message ambiguous.
 func (sc *scanner) member(key string, role int) (member int, exact bool) {
+	if key == "" {
+		return -1, false
+	}
+	// Most keys differ from every member in their first byte: only a
+	// member whose first letter is the key's, ignoring ASCII case, can
+	// match. (A key's multi-byte first letter can only fold to ASCII s or
+	// k, which no member name starts with: TestMemberNames.)
+	first := key[0]
+	if 'A' <= first && first <= 'Z' {
+		first += 'a' - 'A'
+	}
 	r := roleMembers[role]
 	for m := r[0]; m <= r[1]; m++ {
-		if strings.EqualFold(key, memberNames[m]) {
+		if memberNames[m][0] == first && strings.EqualFold(key, memberNames[m]) {
 			sc.count[m]++
 			exact := key == memberNames[m]
 			if sc.count[m] > 1 || !exact {

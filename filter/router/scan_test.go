@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -247,6 +249,29 @@ func TestSpecial8(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// The scanner's first-byte shortcut (scanner.member) holds: no member name
+// starts with a letter that a multi-byte letter folds to (ſ to s, K to k),
+// nor with an upper-case letter.
+func TestMemberNames(t *testing.T) {
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f >= utf8.RuneSelf {
+				continue
+			}
+			for _, name := range memberNames {
+				if name[0] == byte(unicode.ToLower(f)) {
+					t.Errorf("member %q starts with %q, which %q folds to", name, f, r)
+				}
+			}
+		}
+	}
+	for _, name := range memberNames {
+		if name[0] >= 'A' && name[0] <= 'Z' {
+			t.Errorf("member %q starts with an upper-case letter", name)
 		}
 	}
 }
