@@ -149,3 +149,22 @@ func TestAnswerToLostSessionNotReplayed(t *testing.T) {
 		t.Error("lost session still stored")
 	}
 }
+
+// The body copy kept for a replay is returned as soon as the response
+// shows no replay is needed, not held for the life of a long SSE answer.
+func TestReplayCopyReleasedOnAnswer(t *testing.T) {
+	r, gw := weatherSession(t)
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"now"}}`) // no rewrite
+	s := r.NewStream()
+	defer s.Release()
+	s.RequestHeaders(post(gw, body))
+	if a := s.RequestBody(body); a != Route || s.NewBody() != nil {
+		t.Fatalf("prompts/get: %s (new body %q)", actions[a], s.NewBody())
+	}
+	if string(s.sentBody()) != string(body) {
+		t.Fatalf("kept %q for a replay, want the request body", s.sentBody())
+	}
+	if s.ResponseHeaders(200, true) != ResponseContinue || s.replayBody != nil {
+		t.Error("the copy kept for a replay outlives an answer that needs none")
+	}
+}

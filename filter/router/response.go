@@ -39,6 +39,9 @@ const (
 // answer (e.g. method not found, as that era specifies) and passes.
 func (s *Stream) ResponseHeaders(status int, fromUpstream bool) ResponseAction {
 	if !s.routed || status != 404 || !fromUpstream || s.stateless {
+		// No replay: the copy kept for one goes now, rather than stay
+		// with a long-lived (SSE) response until the stream ends.
+		putBuf(&s.replayBody)
 		return ResponseContinue
 	}
 	s.invalidateBackend()
