@@ -68,7 +68,8 @@ func TestCountersDefinedAtConfigTime(t *testing.T) {
 	for _, want := range []string{"mcpgw.requests", "mcpgw.routed", "mcpgw.forwarded", "mcpgw.session_inits",
 		"mcpgw.session_init_failures", "mcpgw.sessions_lost", "mcpgw.config_reloads",
 		"mcpgw.config_reload_errors", "mcpgw.rejected.parse_error", "mcpgw.rejected.not_ready",
-		"mcpgw.rejected.backend_session_lost"} {
+		"mcpgw.rejected.backend_session_lost", "mcpgw.replays", "mcpgw.replays_succeeded",
+		"mcpgw.rejected.ambiguous_response"} {
 		if _, ok := g.cfg.Counter(want); !ok {
 			t.Errorf("counter %s not defined; have %v", want, names)
 		}

@@ -27,10 +27,12 @@
 // to buffer the body; the body hook hands the complete body to the router
 // and applies its decision (headers, body rewrite, route cache clear, local
 // JSON-RPC reply), or opens a backend session on a goroutine and resumes the
-// request through Envoy's scheduler (session.go). The response-headers hook
-// turns a backend's 404 for a routed call into a JSON-RPC error (a backend
-// 404 is recognized by the response code details "via_upstream", read
-// through the ResponseCodeDetails attribute).
+// request through Envoy's scheduler (session.go). On a backend's 404 for a
+// routed call (a lost backend session, recognized by the response code
+// details "via_upstream", read through the ResponseCodeDetails attribute),
+// the response-headers hook stops the response, the call is replayed on a
+// goroutine, and the scheduled hook sends the backend's answer, or a
+// JSON-RPC error, as a local reply in its place.
 //
 // Router metrics are exported as Envoy counters named mcpgw.* (metrics.go);
 // slog records go to Envoy's dynamic_modules logger (log.go).

@@ -148,6 +148,10 @@ func envoy_dynamic_module_on_http_filter_response_body(envoy, fh C.uintptr_t, en
 
 //export envoy_dynamic_module_on_http_filter_response_trailers
 func envoy_dynamic_module_on_http_filter_response_trailers(envoy, fh C.uintptr_t) C.int32_t {
+	// Continuing would release the response a replay holds back.
+	if f := slots.get(uintptr(fh)); f != nil && f.phase == phaseReplaying {
+		return trailersStop
+	}
 	return trailersContinue
 }
 

@@ -40,6 +40,20 @@ func (b *headerBatch) reset() {
 	b.buf, b.ops = b.buf[:0], b.ops[:0]
 }
 
+// sendResponse sends a local reply with the recorded headers (a handful:
+// helpers.h bounds them), then empties the batch. Envoy copies everything.
+func (f *filter) sendResponse(status int, body []byte, details string) {
+	b := &f.batch
+	var buf *C.char
+	var ops *C.mcpgw_header_op
+	if len(b.ops) > 0 {
+		buf, ops = (*C.char)(unsafe.Pointer(unsafe.SliceData(b.buf))), &b.ops[0]
+	}
+	C.mcpgw_send_response(f.envoy, C.uint32_t(status), buf, ops, C.size_t(len(b.ops)),
+		cBytes(body), C.size_t(len(body)), cString(details), C.size_t(len(details)))
+	b.reset()
+}
+
 // apply writes the recorded headers into the header map of headerType,
 // replaces the request body with body if it is not nil, and clears the
 // route cache if clearRoute; then empties the batch.

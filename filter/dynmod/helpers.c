@@ -177,6 +177,24 @@ void mcpgw_send_json(uintptr_t f, uint32_t status, const char* body, size_t body
   envoy_dynamic_module_callback_http_send_response(f, status, &h, 1, b, d);
 }
 
+void mcpgw_send_response(uintptr_t f, uint32_t status, const char* buf, const mcpgw_header_op* ops,
+                         size_t n, const char* body, size_t body_len, const char* details,
+                         size_t details_len) {
+  envoy_dynamic_module_type_module_http_header hs[MCPGW_MAX_REPLY_HEADERS];
+  if (n > MCPGW_MAX_REPLY_HEADERS) {
+    n = MCPGW_MAX_REPLY_HEADERS;
+  }
+  for (size_t i = 0; i < n; i++) {
+    hs[i].key_ptr = buf + ops[i].key_off;
+    hs[i].key_length = ops[i].key_len;
+    hs[i].value_ptr = buf + ops[i].val_off;
+    hs[i].value_length = ops[i].val_len;
+  }
+  envoy_dynamic_module_type_module_buffer b = {body, body_len};
+  envoy_dynamic_module_type_module_buffer d = {details, details_len};
+  envoy_dynamic_module_callback_http_send_response(f, status, hs, n, b, d);
+}
+
 int32_t mcpgw_define_counter(uintptr_t config, const char* name, size_t name_len, size_t* id) {
   envoy_dynamic_module_type_module_buffer n = {name, name_len};
   return envoy_dynamic_module_callback_http_filter_config_define_counter(config, n, NULL, 0, id);

@@ -53,6 +53,13 @@ size_t mcpgw_response_body(uintptr_t f, envoy_dynamic_module_type_envoy_buffer* 
 // body (which may be empty).
 void mcpgw_replace_response_chunk(uintptr_t f, const char* body, size_t body_len);
 
+// Sends a local reply with the n headers of a batch (at most
+// MCPGW_MAX_REPLY_HEADERS; a zero val_len sends an empty value).
+#define MCPGW_MAX_REPLY_HEADERS 8
+void mcpgw_send_response(uintptr_t f, uint32_t status, const char* buf, const mcpgw_header_op* ops,
+                         size_t n, const char* body, size_t body_len, const char* details,
+                         size_t details_len);
+
 // Sends a local reply with content-type: application/json.
 void mcpgw_send_json(uintptr_t f, uint32_t status, const char* body, size_t body_len,
                      const char* details, size_t details_len);

@@ -1,11 +1,14 @@
 package dynmod_test
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,7 +125,10 @@ func TestLazySessionInitThenRoute(t *testing.T) {
 	}
 }
 
-func TestBackend404InvalidatesSession(t *testing.T) {
+// The backend's 404 (it lost our session) stops the response; a goroutine
+// replays the call on a new session, and the scheduled hook sends the
+// backend's answer in place of the 404.
+func TestBackend404ReplaysCall(t *testing.T) {
 	b := newBackend(t)
 	g := newGateway(t, b.server())
 	gw := g.codec.Mint()
@@ -133,7 +139,7 @@ func TestBackend404InvalidatesSession(t *testing.T) {
 	s2, _ := g.post(request{session: gw, body: toolCall(2, "weather_now")})
 	s2.Response.Add(":status", "404")
 	s2.SetAttribute(fakehost.AttributeResponseCodeDetails, "route_not_found")
-	if st := s2.ResponseHeaders(true); st != fakehost.Continue || len(s2.Replies) != 0 {
+	if st := s2.ResponseHeaders(true); st != fakehost.Continue || len(s2.Replies) != 0 || s2.SchedulersCreated != 0 {
 		t.Fatalf("Envoy 404: status %d, replies %+v; want it passed through", st, s2.Replies)
 	}
 	s2.Destroy()
@@ -143,23 +149,102 @@ func TestBackend404InvalidatesSession(t *testing.T) {
 	checkRouted(t, s3, b, sid, 3, 1)
 	s3.Response.Add(":status", "404")
 	s3.SetAttribute(fakehost.AttributeResponseCodeDetails, "via_upstream")
-	if st := s3.ResponseHeaders(false); st != fakehost.StopIteration {
-		t.Fatalf("backend 404: status %d, want StopIteration after a local reply", st)
+	if st := s3.ResponseHeaders(false); st != fakehost.StopIteration || s3.SchedulersCreated != 1 {
+		t.Fatalf("backend 404: status %d, schedulers %d; want StopIteration while the call is replayed", st, s3.SchedulersCreated)
 	}
-	r := reply(t, s3)
-	if r.Status != 200 || gjson.Get(r.Body, "error.code").Int() != -32603 || gjson.Get(r.Body, "id").Int() != 3 {
-		t.Errorf("reply %d %s, want 200 with a -32603 error for id 3", r.Status, r.Body)
+	if st, _ := s3.ResponseBody([]byte("session not found"), false); st != fakehost.StopIterationNoBuffer {
+		t.Errorf("404 body: status %d, want StopIterationNoBuffer (dropped)", st)
 	}
+	if bst, tr := s3.ResponseBodyAndTrailers(); bst != fakehost.StopIterationNoBuffer || tr != fakehost.StopIteration {
+		t.Errorf("404 body/trailers: status %d/%d, want the response held", bst, tr)
+	}
+	s3.Scheduled(awaitEvent(t, s3))
+	awaitDeleted(t, s3)
+	checkAnswer(t, s3, gw, 3)
 	s3.Destroy()
-
-	// The session was forgotten: the next call opens a new one.
-	s4, sid2 := openAndRoute(t, g, b, gw, 4)
+	sid2 := <-b.Inits
 	if sid2 == sid {
-		t.Errorf("backend session %q reused after the backend lost it", sid)
+		t.Fatalf("backend session %q reused after the backend lost it", sid)
 	}
+
+	// The replay's session is the one kept: the next call uses it.
+	s4, st := g.post(request{session: gw, body: toolCall(4, "weather_now")})
+	if st != fakehost.Continue || s4.SchedulersCreated != 0 {
+		t.Fatalf("next call: status %d, schedulers %d; want it routed at once", st, s4.SchedulersCreated)
+	}
+	checkRouted(t, s4, b, sid2, 4, 1)
 	s4.Destroy()
-	if n := counter(t, g.cfg, "mcpgw.sessions_lost"); n != 1 {
-		t.Errorf("mcpgw.sessions_lost = %d, want 1", n)
+	for name, want := range map[string]uint64{"mcpgw.sessions_lost": 1, "mcpgw.session_inits": 2,
+		"mcpgw.replays": 1, "mcpgw.replays_succeeded": 1, "mcpgw.rejected.backend_session_lost": 0} {
+		if got := counter(t, g.cfg, name); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+// checkAnswer checks that the stream's only local reply is the answer of
+// the backend's tool to the replayed call id of gateway session gw.
+func checkAnswer(t *testing.T, s *fakehost.Stream, gw string, id int64) {
+	t.Helper()
+	if len(s.Replies) != 1 {
+		t.Fatalf("%d local replies, want the answer: %+v", len(s.Replies), s.Replies)
+	}
+	r := s.Replies[0]
+	if r.Status != 200 || r.Details != "mcpgw_replayed" || r.Headers["content-type"] != "text/event-stream" ||
+		r.Headers["mcp-session-id"] != gw {
+		t.Errorf("answer %d %q %v, want 200 mcpgw_replayed, SSE, the gateway session", r.Status, r.Details, r.Headers)
+	}
+	data := r.Body[strings.Index(r.Body, "data: ")+6:]
+	if gjson.Get(data, "id").Int() != id || gjson.Get(data, "result.content.0.text").Str != "sunny" {
+		t.Errorf("answer body %s, want the tool's result for id %d", r.Body, id)
+	}
+}
+
+// The client goes away while its call is being replayed: the goroutine
+// finishes the stream, no event is delivered, and the slot is reused.
+func TestStreamDestroyedWhileReplaying(t *testing.T) {
+	b := newBackend(t)
+	var armed atomic.Bool
+	blocked := make(chan struct{}, 1)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if armed.Load() && gjson.GetBytes(body, "method").Str == "tools/call" {
+			blocked <- struct{}{}
+			<-r.Context().Done() // until the replay is abandoned
+			return
+		}
+		b.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	g := newGateway(t, server{name: "default/weather", url: front.URL + "/mcp", hostname: "w.svc", prefix: "weather_"})
+	gw := g.codec.Mint()
+	s, _ := g.post(request{session: gw, body: toolCall(1, "weather_now")})
+	s.Scheduled(awaitEvent(t, s)) // the first call opens the session
+	s.Destroy()
+
+	armed.Store(true)
+	s2, st := g.post(request{session: gw, body: toolCall(2, "weather_now")})
+	if st != fakehost.Continue {
+		t.Fatalf("second call: status %d", st)
+	}
+	s2.Response.Add(":status", "404")
+	s2.SetAttribute(fakehost.AttributeResponseCodeDetails, "via_upstream")
+	if st := s2.ResponseHeaders(true); st != fakehost.StopIteration {
+		t.Fatalf("backend 404: status %d", st)
+	}
+	<-blocked
+	s2.Destroy() // the client went away during the replay
+	awaitDeleted(t, s2)
+	if len(s2.Events) != 0 || len(s2.Replies) != 0 {
+		t.Errorf("a destroyed stream got events %d, replies %+v", len(s2.Events), s2.Replies)
+	}
+	for i := 0; i < 3; i++ {
+		s3, st := g.post(request{body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`})
+		if st != fakehost.Continue || s3.Request.Get("x-mcp-method") != "ping" {
+			t.Fatalf("stream after an abandoned replay: status %d", st)
+		}
+		s3.Destroy()
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	phasePass      phase = iota // nothing (more) to do for the request
 	phaseBuffering              // collecting the body for the router
 	phaseOpening                // a goroutine is opening a backend session
+	phaseReplaying              // a goroutine is replaying the call; the response waits
 	phaseReplied                // a local reply was sent
 )
 
@@ -38,9 +39,11 @@ type filter struct {
 	// (router.Stream.WatchResponseBody).
 	relaying bool
 
-	// Session opening, shared with the goroutine (see session.go).
+	// Session opening and replays, shared with the goroutine (see
+	// session.go).
 	async    atomic.Int32
-	result   router.Action
+	result   router.Action         // OpenSession's
+	replay   router.ResponseAction // Replay's
 	panicked bool
 	cancel   context.CancelFunc
 
@@ -60,7 +63,7 @@ func (f *filter) init(fc *filterConfig, envoy C.uintptr_t) {
 	f.cfg, f.envoy = fc, envoy
 	f.phase, f.routed, f.relaying = phasePass, false, false
 	f.async.Store(asyncIdle)
-	f.result, f.panicked, f.cancel = router.Forward, false, nil
+	f.result, f.replay, f.panicked, f.cancel = router.Forward, router.ResponseReply, false, nil
 	f.batch.reset()
 }
 
@@ -246,12 +249,18 @@ func (f *filter) onResponseHeaders() C.int32_t {
 	}
 	// One cgo call: the status, its origin and the content type.
 	status := C.mcpgw_response_status(f.envoy, &f.viaUpstream, C.int(keyContentType), &f.hdrs[0])
-	if f.ResponseHeaders(int(status), bool(f.viaUpstream)) == router.ResponseReply {
+	switch f.ResponseHeaders(int(status), bool(f.viaUpstream)) {
+	case router.ResponseReply:
 		// Called from encodeHeaders, sendLocalReply finds response headers
 		// that were not yet encoded and sends the reply directly to the
 		// codec (DownstreamFilterManager::sendDirectLocalReply), aborting
 		// the encoder chain; the upstream response is dropped.
 		f.reply()
+		return headersStopIteration
+	case router.ResponseReplay:
+		// The response stays stopped (its body and trailers are dropped)
+		// until the replay's answer replaces it (session.go).
+		f.startReplay()
 		return headersStopIteration
 	}
 	// Before apply writes the header map (which may move its values).
@@ -264,6 +273,9 @@ func (f *filter) onResponseHeaders() C.int32_t {
 // onResponseBody passes an SSE response of a routed call through the
 // router, which gives the backend's requests to the client relay ids.
 func (f *filter) onResponseBody(endOfStream bool) C.int32_t {
+	if f.phase == phaseReplaying {
+		return bodyStopNoBuffer // the lost session's 404 body: dropped
+	}
 	if !f.relaying {
 		return bodyContinue
 	}

@@ -39,12 +39,13 @@ func (h tableHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 			s.Response.Add("mcp-session-id", sid)
 		}
 		s.SetAttribute(fakehost.AttributeResponseCodeDetails, r.Response.Details)
-		s.ResponseHeaders(false)
+		h.response(t, s, r.Response.NoBody)
 		res.ResponseHeaders = s.Response.Map()
 	}
 	for _, rp := range s.Replies {
 		res.Replies = append(res.Replies, adaptertest.Reply{Status: rp.Status,
-			ContentType: rp.Headers["content-type"], Body: rp.Body, Details: rp.Details})
+			ContentType: rp.Headers["content-type"], Body: rp.Body, Details: rp.Details,
+			SessionID: rp.Headers["mcp-session-id"]})
 	}
 	return res
 }
@@ -68,4 +69,33 @@ func (tableHost) request(t testing.TB, s *fakehost.Stream, r adaptertest.Request
 		return s.ContinueDecodings == 1 && len(s.Replies) == 0
 	}
 	return st == fakehost.Continue && len(s.Replies) == 0
+}
+
+// response runs the response hooks; when the module stops the response to
+// replay the call (a scheduler created meanwhile), it drops the body, as
+// Envoy does for StopIterationNoBuffer, and the scheduled hook sends the
+// answer.
+func (tableHost) response(t testing.TB, s *fakehost.Stream, noBody bool) {
+	scheds := s.SchedulersCreated
+	st := s.ResponseHeaders(noBody)
+	if len(s.Replies) > 0 {
+		return
+	}
+	replaying := s.SchedulersCreated > scheds
+	wantHeaders, wantBody := fakehost.Continue, fakehost.Continue
+	if replaying {
+		wantHeaders, wantBody = fakehost.StopIteration, fakehost.StopIterationNoBuffer
+	}
+	if st != wantHeaders {
+		t.Errorf("response headers hook returned %d, want %d (replaying: %v)", st, wantHeaders, replaying)
+	}
+	if !noBody {
+		if bst, _ := s.ResponseBody([]byte(adaptertest.ResponseBody), true); bst != wantBody {
+			t.Errorf("response body hook returned %d, want %d (replaying: %v)", bst, wantBody, replaying)
+		}
+	}
+	if replaying {
+		s.Scheduled(awaitEvent(t, s))
+		awaitDeleted(t, s)
+	}
 }

@@ -108,7 +108,8 @@ func TestCountersDefinedAtParse(t *testing.T) {
 	names := fc.metrics.Names()
 	for _, want := range []string{"mcpgw.requests", "mcpgw.routed", "mcpgw.forwarded", "mcpgw.session_inits",
 		"mcpgw.session_init_failures", "mcpgw.sessions_lost", "mcpgw.config_reloads",
-		"mcpgw.config_reload_errors", "mcpgw.rejected.parse_error", "mcpgw.rejected.backend_session_lost"} {
+		"mcpgw.config_reload_errors", "mcpgw.rejected.parse_error", "mcpgw.rejected.backend_session_lost",
+		"mcpgw.replays", "mcpgw.replays_succeeded", "mcpgw.rejected.ambiguous_response"} {
 		fc.counter(t, want)
 	}
 	for _, n := range names {

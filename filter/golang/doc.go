@@ -36,9 +36,11 @@
 // body rewrite, route cache clear, local JSON-RPC reply), or opens a backend
 // session on a goroutine in the filter's async mode (api.Running, then
 // Continue or SendLocalReply from the goroutine; session.go). EncodeHeaders
-// turns a backend's 404 for a routed call into a JSON-RPC error, recognizing
-// it by the response code details "via_upstream", and gives the client back
-// its gateway session id.
+// gives the client back its gateway session id; on a backend's 404 for a
+// routed call (a lost backend session, recognized by the response code
+// details "via_upstream") it returns api.Running, replays the call on a
+// goroutine, and sends the backend's answer, or a JSON-RPC error, with
+// SendLocalReply in place of the response.
 //
 // Router metrics are Envoy counters named mcpgw.* (metrics.go); slog records
 // go to Envoy's golang logger (log.go).

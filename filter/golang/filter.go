@@ -181,9 +181,10 @@ func (f *filter) reply(cb api.FilterProcessCallbacks) {
 	cb.SendLocalReply(status, string(body), replyHeaders, replyGrpcStatus, host.ReplyDetails(f.Rejection()))
 }
 
-// EncodeHeaders watches the response to a routed call: a backend's 404
-// becomes a retryable JSON-RPC error (router.Stream.ResponseHeaders), any
-// other response gets the client's gateway session id back.
+// EncodeHeaders watches the response to a routed call: a backend's 404 (a
+// lost session) makes the call replayed on a new one (session.go), or a
+// retryable JSON-RPC error (router.Stream.ResponseHeaders); any other
+// response gets the client's gateway session id back.
 func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) (st api.StatusType) {
 	// Envoy may encode its own reply (a timeout, a reset) while the session
 	// goroutine owns the stream: that response concerns nobody here. Our own
@@ -209,12 +210,15 @@ func (f *filter) EncodeHeaders(h api.ResponseHeaderMap, endStream bool) (st api.
 	}
 	status, _ := h.Status()
 	details, _ := f.cb.StreamInfo().ResponseCodeDetails()
-	if f.ResponseHeaders(status, details == "via_upstream") == router.ResponseReply {
+	switch f.ResponseHeaders(status, details == "via_upstream") {
+	case router.ResponseReply:
 		// Sent from the encoder before the response headers were encoded,
 		// Envoy's sendLocalReply replaces the response (sendDirectLocalReply)
 		// and drops the upstream one.
 		f.reply(f.cb.EncoderFilterCallbacks())
 		return api.LocalReply
+	case router.ResponseReplay:
+		return f.startReplay()
 	}
 	ct, _ := h.Get("content-type")
 	f.relaying = f.WatchResponseBody(ct)

@@ -1,6 +1,8 @@
 package golang
 
 import (
+	"strings"
+
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
 
 	"github.com/mcpgw/mcpgw/filter/config"
@@ -65,3 +67,12 @@ func (w headerWriter) Set(name, value string) {
 
 // Remove removes every value of name.
 func (w headerWriter) Remove(name string) { w.h.Del(name) }
+
+// mapWriter is the router.HeaderWriter for the headers of a local reply
+// (SendLocalReply takes a map). Values are copied: the router's may point
+// into memory released with the Stream.
+type mapWriter map[string][]string
+
+func (w mapWriter) Set(name, value string) { w[name] = []string{strings.Clone(value)} }
+
+func (w mapWriter) Remove(name string) { delete(w, name) }

@@ -121,17 +121,36 @@ func (fc *filterConfig) Do(t testing.TB, r adaptertest.Request) adaptertest.Resu
 			s.Response.Add("mcp-session-id", sid)
 		}
 		s.Details = r.Response.Details
-		s.EncodeHeaders(false)
+		receive(t, s, r.Response.NoBody)
 		res.ResponseHeaders = s.Response.Map()
 	}
 	for _, rp := range s.Replies() {
-		ct := ""
-		if v := rp.Headers["content-type"]; len(v) > 0 {
-			ct = v[0]
+		first := func(name string) string {
+			if v := rp.Headers[name]; len(v) > 0 {
+				return v[0]
+			}
+			return ""
 		}
-		res.Replies = append(res.Replies, adaptertest.Reply{Status: rp.Status, ContentType: ct, Body: rp.Body, Details: rp.Details})
+		res.Replies = append(res.Replies, adaptertest.Reply{Status: rp.Status, ContentType: first("content-type"),
+			Body: rp.Body, Details: rp.Details, SessionID: first("mcp-session-id")})
 	}
 	return res
+}
+
+// receive runs the response side: headers, then the body; a response the
+// filter left running (a call being replayed) must end in a local reply.
+func receive(t testing.TB, s *fakeapi.Stream, noBody bool) {
+	t.Helper()
+	st := s.EncodeHeaders(noBody)
+	if st == api.LocalReply {
+		return
+	}
+	if !noBody {
+		s.EncodeData([]byte(adaptertest.ResponseBody), true)
+	}
+	if st == api.Running && !s.Await(10*time.Second) {
+		t.Error("the response neither continued nor was replaced")
+	}
 }
 
 // checkClean fails on API misuse: calls Envoy refused, panics that reached

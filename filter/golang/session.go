@@ -9,12 +9,16 @@ import (
 	"github.com/mcpgw/mcpgw/filter/router"
 )
 
-// Opening a backend session is network I/O and must not block Envoy's
-// worker. DecodeData returns api.Running: the golang filter keeps the
-// request stopped in state ProcessingData, with the body buffer and header
-// map still valid, and lets any goroutine call the stream's API. A
-// goroutine runs router.Stream.OpenSession, applies the decision and resumes
-// the stream with Continue or SendLocalReply, the call that must come last.
+// Opening a backend session, and replaying a call whose backend session was
+// lost, are network I/O and must not block Envoy's worker. DecodeData (or,
+// for a replay, EncodeHeaders) returns api.Running: the golang filter keeps
+// the request stopped in state ProcessingData, with the body buffer and
+// header map still valid (or the response stopped in ProcessingHeader, its
+// body buffered by Envoy), and lets any goroutine call the stream's API. A
+// goroutine runs router.Stream.OpenSession (or Replay), applies the decision
+// and resumes the stream with Continue or SendLocalReply, the call that must
+// come last; a replay's local reply, sent from the encoder, replaces the
+// upstream response.
 //
 // From a goroutine, Envoy (golang_filter.cc) posts header writes, the route
 // cache clear, Continue and SendLocalReply to the worker's dispatcher, in
@@ -53,9 +57,50 @@ func (f *filter) openSession(buf api.BufferInstance) api.StatusType {
 
 func (f *filter) runOpenSession(ctx context.Context, buf api.BufferInstance) {
 	cb := f.cb.DecoderFilterCallbacks()
-	resume := f.finishOpen(ctx, buf, cb)
+	f.resume(f.finishOpen(ctx, buf, cb))
+}
+
+// startReplay starts the replay goroutine; it runs on the worker, in
+// EncodeHeaders.
+func (f *filter) startReplay() api.StatusType {
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.async.Store(asyncRunning)
+	go func() {
+		cb := f.cb.EncoderFilterCallbacks()
+		f.resume(f.finishReplay(ctx, cb))
+	}()
+	return api.Running
+}
+
+// finishReplay replays the call and returns the call that sends its outcome
+// in place of the response. A panic becomes an internal-error reply.
+func (f *filter) finishReplay(ctx context.Context, cb api.EncoderFilterCallbacks) (resume func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("replay goroutine", r)
+			f.phase = phaseReplied
+			resume = func() { replyInternalError(cb) }
+		}
+	}()
+	f.phase = phaseReplied
+	if f.Replay(ctx) != router.ResponseAnswer {
+		status, body := f.Reply()
+		details := host.ReplyDetails(f.Rejection())
+		return func() { cb.SendLocalReply(status, string(body), replyHeaders, replyGrpcStatus, details) }
+	}
+	status, body := f.Answer()
+	headers := mapWriter{}
+	f.ApplyAnswer(headers)
+	answer := string(body) // the Stream may be released before the call runs
+	return func() { cb.SendLocalReply(status, answer, headers, replyGrpcStatus, host.ReplayedDetails) }
+}
+
+// resume ends a session goroutine: unless the stream is gone (then it
+// releases the Stream), it makes call, which resumes the stream.
+func (f *filter) resume(call func()) {
 	if !f.async.CompareAndSwap(asyncRunning, asyncIdle) {
-		f.Stream.Release() // the stream is gone; the backend session stays cached
+		f.Stream.Release() // the stream is gone; a backend session opened stays cached
 		return
 	}
 	defer func() {
@@ -64,7 +109,7 @@ func (f *filter) runOpenSession(ctx context.Context, buf api.BufferInstance) {
 			logPanic("session goroutine resume", r)
 		}
 	}()
-	resume()
+	call()
 }
 
 // finishOpen opens the session and applies the decision to the stopped

@@ -73,7 +73,9 @@ func (h soHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 			s.Header("resp", "mcp-session-id", sid)
 		}
 		s.SetDetails(r.Response.Details)
-		s.EncodeHeaders(false)
+		if s.EncodeHeaders(r.Response.NoBody) == fakehost.Running && !s.Await(10*time.Second) {
+			t.Fatal("the response neither continued nor was replaced")
+		}
 		snap = s.Dump()
 		res.ResponseHeaders = snap.Response
 	}
@@ -82,7 +84,7 @@ func (h soHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 			t.Errorf("a panic escaped the plugin: %+v", rp)
 		}
 		res.Replies = append(res.Replies, adaptertest.Reply{Status: rp.Status, ContentType: rp.ContentType,
-			Body: rp.Body, Details: rp.Details})
+			Body: rp.Body, Details: rp.Details, SessionID: rp.SessionID})
 	}
 	s.Destroy()
 	for _, e := range s.Dump().Errors {
@@ -97,7 +99,8 @@ func TestSharedObjectTable(t *testing.T) {
 	env := adaptertest.NewEnv(t)
 	c := soConfig(t, h, env.Path)
 	adaptertest.Run(t, env, soHost{c})
-	for name, want := range map[string]uint64{"mcpgw.session_inits": 1, "mcpgw.sessions_lost": 1,
+	for name, want := range map[string]uint64{"mcpgw.session_inits": 3, "mcpgw.sessions_lost": 3,
+		"mcpgw.replays": 2, "mcpgw.replays_succeeded": 1,
 		"mcpgw.config_reloads": 1, "mcpgw.rejected.parse_error": 2} {
 		if got, ok := c.Counter(name); !ok || got != want {
 			t.Errorf("%s = %d (defined %v), want %d", name, got, ok, want)

@@ -1,13 +1,16 @@
 package golang_test
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,4 +385,92 @@ func TestRoutedResponseRelaysRequests(t *testing.T) {
 	}
 	checkClean(t, s2)
 	s2.Destroy()
+}
+
+// The backend's 404 (it lost our session) leaves the response running while
+// a goroutine replays the call on a new session; Envoy buffers the 404's
+// body meanwhile, and the answer replaces the response.
+func TestBackend404ReplaysCall(t *testing.T) {
+	env := adaptertest.NewEnv(t)
+	fc := newFilterConfig(t, env.Path)
+	r := callRequest(env, 1)
+	gw := r.Headers[0][1]
+	s := fc.start(r)
+	defer checkClean(t, s)
+	defer s.Destroy()
+	send(t, s, r)
+	s.Response.Add(":status", "404")
+	s.Details = "via_upstream"
+	if st := s.EncodeHeaders(false); st != api.Running {
+		t.Fatalf("EncodeHeaders = %d, want Running while the call is replayed", st)
+	}
+	if st := s.EncodeData([]byte("session not found"), true); st != fakeapi.NotCalled {
+		t.Errorf("EncodeData = %d, want the 404's body buffered by Envoy", st)
+	}
+	if !s.Await(10 * time.Second) {
+		t.Fatal("the response was not replaced")
+	}
+	rp := s.Replies()
+	if len(rp) != 1 || !rp[0].FromEncoder || rp[0].Status != 200 || rp[0].Details != "mcpgw_replayed" {
+		t.Fatalf("replies %+v, want the replayed answer from the encoder", rp)
+	}
+	if ct, sid := rp[0].Headers["content-type"], rp[0].Headers["mcp-session-id"]; len(ct) != 1 || ct[0] != "text/event-stream" ||
+		len(sid) != 1 || sid[0] != gw {
+		t.Errorf("answer headers %v, want SSE and the gateway session", rp[0].Headers)
+	}
+	data := rp[0].Body[strings.Index(rp[0].Body, "data: ")+6:]
+	if gjson.Get(data, "id").Int() != 1 || gjson.Get(data, "result.content.0.text").Str != "sunny" {
+		t.Errorf("answer %s, want the tool's result for id 1", rp[0].Body)
+	}
+	if s.Downstream().HeadersSent {
+		t.Error("the 404 reached the client")
+	}
+	s.Destroy() // counters are exported when a stream ends
+	for name, want := range map[string]uint64{"mcpgw.replays": 1, "mcpgw.replays_succeeded": 1, "mcpgw.sessions_lost": 1} {
+		if got := fc.counter(t, name); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+// The client goes away while its call is being replayed: the goroutine
+// releases the Stream and calls nothing on the destroyed stream.
+func TestStreamDestroyedWhileReplaying(t *testing.T) {
+	env := adaptertest.NewEnv(t)
+	var armed atomic.Bool
+	blocked, done := make(chan struct{}, 1), make(chan struct{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if armed.Load() && gjson.GetBytes(body, "method").Str == "tools/call" {
+			blocked <- struct{}{}
+			<-r.Context().Done() // until the replay is abandoned
+			close(done)
+			return
+		}
+		env.Backend.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	entry := env.Backend.Entry()
+	entry.URL = front.URL + "/mcp"
+	fc := newFilterConfig(t, adaptertest.WriteConfig(t, t.TempDir(), entry))
+	r := callRequest(env, 1)
+	s := fc.start(r)
+	defer checkClean(t, s)
+	send(t, s, r) // opens the session
+	armed.Store(true)
+	s.Response.Add(":status", "404")
+	s.Details = "via_upstream"
+	if st := s.EncodeHeaders(true); st != api.Running {
+		t.Fatalf("EncodeHeaders = %d, want Running", st)
+	}
+	<-blocked
+	s.Destroy() // the client went away during the replay
+	<-done      // the replay's request was cancelled
+	if len(s.Replies()) != 0 || s.Downstream().HeadersSent {
+		t.Errorf("a destroyed stream moved: %+v", s.Replies())
+	}
+	if res := fc.Do(t, adaptertest.Request{Body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`}); !res.Continued {
+		t.Error("stream after an abandoned replay did not continue")
+	}
 }

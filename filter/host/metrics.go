@@ -18,7 +18,7 @@ var numRejections = len(router.Metrics{}.Rejected)
 
 // NumCounters is the number of counters: the fixed ones, then one per
 // router.Rejection except RejectNone.
-const NumCounters = 14 + len(router.Metrics{}.Rejected) - 1
+const NumCounters = 16 + len(router.Metrics{}.Rejected) - 1
 
 // counterNames are relative to the host's stats namespace (e.g.
 // "mcpgw.requests").
@@ -36,6 +36,8 @@ var counterNames = func() []string {
 		"mcpgw.tasks_routed",          // tasks requests routed by gateway task id
 		"mcpgw.cancels_relayed",       // client cancellations sent to backends
 		"mcpgw.streams_resumed",       // SSE streams resumed on a backend (Last-Event-ID)
+		"mcpgw.replays",               // calls replayed after a lost backend session
+		"mcpgw.replays_succeeded",     // of those, answered by the backend on a new session
 		"mcpgw.config_reloads",        // good configs applied (including the first)
 		"mcpgw.config_reload_errors",  // invalid config files (last good kept)
 	}
@@ -60,7 +62,8 @@ type Counters struct {
 
 func (c *Counters) init(m *router.Metrics, w *config.WatchStats) {
 	fixed := []*atomic.Int64{&m.Requests, &m.Routed, &m.RoutedByHeaders, &m.Forwarded, &m.SessionInits,
-		&m.SessionInitFail, &m.SessionsLost, &m.RequestsRelayed, &m.AnswersRouted, &m.TasksRouted, &m.CancelsRelayed, &m.StreamsResumed, &w.Reloads, &w.ReloadErrors}
+		&m.SessionInitFail, &m.SessionsLost, &m.RequestsRelayed, &m.AnswersRouted, &m.TasksRouted, &m.CancelsRelayed, &m.StreamsResumed,
+		&m.Replays, &m.ReplaysSucceeded, &w.Reloads, &w.ReloadErrors}
 	n := copy(c.src[:], fixed)
 	for r := 1; r < numRejections; r++ {
 		c.src[n] = &m.Rejected[r]

@@ -15,6 +15,10 @@ var replyDetails = func() []string {
 // ReplyDetails returns the response code details of a local reply for r.
 func ReplyDetails(r router.Rejection) string { return replyDetails[r] }
 
+// ReplayedDetails are the response code details of a replayed call's
+// answer, sent as a local reply (router.Stream.Replay).
+const ReplayedDetails = "mcpgw_replayed"
+
 // InternalErrorDetails are the response code details of InternalErrorBody.
 const InternalErrorDetails = "mcpgw_internal_error"
 

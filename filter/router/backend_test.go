@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,6 +36,12 @@ type backend struct {
 	deleteHit chan string
 	levels    []string // params.level of every logging/setLevel, with its session id
 	cancels   []string // params.requestId of every notifications/cancelled, with its session id
+	calls     []string // the session id of every tools/call the MCP handler ran (not 404)
+	// lose makes the next tools/call requests answer 404 (a lost session)
+	// without reaching the MCP handler, as many as it counts.
+	lose atomic.Int32
+	// events gives the MCP handler an event store: SSE events carry ids.
+	events bool
 }
 
 // echoArgs is the input of the backend's tools.
@@ -66,8 +73,20 @@ func (b *backend) restart() {
 		err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Data: "hello from the backend"})
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "logged"}}}, nil, err
 	})
-	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
-		&mcp.StreamableHTTPOptions{JSONResponse: b.json})
+	// ask elicits a name from the client during the call.
+	mcp.AddTool(s, &mcp.Tool{Name: "ask"}, func(ctx context.Context, req *mcp.CallToolRequest, _ echoArgs) (*mcp.CallToolResult, any, error) {
+		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "name?",
+			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprint(res.Content["name"])}}}, nil, nil
+	})
+	opts := &mcp.StreamableHTTPOptions{JSONResponse: b.json}
+	if b.events {
+		opts.EventStore = mcp.NewMemoryEventStore(nil)
+	}
+	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, opts)
 	b.handler.Store(&h)
 }
 
@@ -89,6 +108,24 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	} else {
 		gate = nil
 	}
+	isCall := r.Method == http.MethodPost && gjson.GetBytes(body, "method").Str == "tools/call"
+	if isCall && b.lose.Add(-1) >= 0 {
+		b.mu.Unlock()
+		http.Error(w, "session not found", http.StatusNotFound)
+		return
+	}
+	if isCall {
+		b.lose.Store(0) // (under b.mu, as every Add)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if sw.status != http.StatusNotFound {
+				b.mu.Lock()
+				b.calls = append(b.calls, r.Header.Get(config.HeaderSessionID))
+				b.mu.Unlock()
+			}
+		}()
+		w = sw
+	}
 	b.mu.Unlock()
 	if gate != nil {
 		<-gate
@@ -97,6 +134,31 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		defer func() { b.deleteHit <- r.Header.Get(config.HeaderSessionID) }()
 	}
 	(*b.handler.Load()).ServeHTTP(w, r)
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Flush keeps SSE streaming through the wrapper.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// callSessions returns the session id of every tools/call the MCP handler got.
+func (b *backend) callSessions() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.calls...)
 }
 
 func (b *backend) initCount() int {
@@ -145,8 +207,9 @@ type result struct {
 	action   Action // after OpenSession, if any
 	status   int
 	body     string
-	response recorder // ApplyResponse's header operations
+	response recorder // ApplyResponse's (or ApplyAnswer's) header operations
 	request  recorder // ApplyRequest's header operations
+	replayed bool     // the answer is a replay's (Stream.Answer)
 }
 
 // send drives one POST through a Stream as an adapter does and, when it is
@@ -202,13 +265,29 @@ func send(t *testing.T, r *Router, gateway, version, body string) result {
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(resp.Body)
-	if s.ResponseHeaders(resp.StatusCode, true) == ResponseReply {
+	return respond(t, s, resp.StatusCode, rb, res)
+}
+
+// respond passes a backend's response to a routed call through the Stream,
+// as an adapter does, and returns what the client gets.
+func respond(t *testing.T, s *Stream, status int, body []byte, res result) result {
+	act := s.ResponseHeaders(status, true)
+	if act == ResponseReplay {
+		act = s.Replay(t.Context()) // the adapter's goroutine
+	}
+	switch act {
+	case ResponseReply:
 		status, reply := s.Reply()
 		res.status, res.body = status, string(reply)
 		return res
+	case ResponseAnswer:
+		status, answer := s.Answer()
+		s.ApplyAnswer(&res.response)
+		res.status, res.body, res.replayed = status, string(answer), true
+		return res
 	}
 	s.ApplyResponse(&res.response)
-	res.status, res.body = resp.StatusCode, string(rb)
+	res.status, res.body = status, string(body)
 	return res
 }
 

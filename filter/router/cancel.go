@@ -25,14 +25,14 @@ import (
 // (relay.go): it is routed to that backend alone, with the original id
 // restored.
 
-// cancel handles a client's notifications/cancelled (see above). It reports
-// true when it routed the notification (a relay id); otherwise the
-// notification goes on to the broker.
-func (s *Stream) cancel(json string) bool {
+// cancel handles a client's notifications/cancelled naming req
+// (params.requestId; see above). It reports true when it routed the
+// notification (a relay id); otherwise the notification goes on to the
+// broker.
+func (s *Stream) cancel(json string, req gjson.Result) bool {
 	if s.gateway == "" || s.noVirtual || !s.t.codec.Valid(s.gateway) {
 		return false
 	}
-	req := gjson.Get(json, "params.requestId")
 	if req.Type != gjson.String && req.Type != gjson.Number {
 		return false
 	}

@@ -50,20 +50,19 @@ func internLevel(v gjson.Result) string {
 
 // rememberInitialize keeps the client context of an initialize request until
 // its response reveals the new gateway session (InitializeResponse).
-func (s *Stream) rememberInitialize(json string) {
-	params := gjson.Get(json, "params")
-	if !params.IsObject() {
+func (s *Stream) rememberInitialize(m *message) {
+	if !m.get(memberParams).IsObject() {
 		return
 	}
 	c := &clientContext{}
-	if caps := params.Get("capabilities"); caps.IsObject() {
+	if caps := m.get(memberCapabilities); caps.IsObject() {
 		if len(caps.Raw) <= maxCapabilities {
 			c.capabilities = strings.Clone(caps.Raw)
 		} else {
 			s.r.log.Info("client capabilities too large to keep; backends see none", "bytes", len(caps.Raw))
 		}
 	}
-	if v := params.Get("protocolVersion"); v.Type == gjson.String && len(v.Str) <= maxVersionLen {
+	if v := m.get(memberProtocolVersion); v.Type == gjson.String && len(v.Str) <= maxVersionLen {
 		c.version = internVersion(v.Str)
 	}
 	s.clientInit = c
@@ -87,15 +86,16 @@ func (s *Stream) InitializeResponse(status int, sessionID string) {
 	s.r.sessions.setClient(sessionID, c.capabilities, c.version)
 }
 
-// recordLevel keeps the level of a logging/setLevel for the gateway session
-// (the request itself goes on to the broker) and forwards it, in the
-// background, to the backend sessions the router opened for the client;
-// backend sessions opened later get it right after their initialize.
-func (s *Stream) recordLevel(json string) {
+// recordLevel keeps the level v (params.level) of a logging/setLevel for
+// the gateway session (the request itself goes on to the broker) and
+// forwards it, in the background, to the backend sessions the router opened
+// for the client; backend sessions opened later get it right after their
+// initialize.
+func (s *Stream) recordLevel(v gjson.Result) {
 	if s.gateway == "" || !s.t.codec.Valid(s.gateway) {
 		return
 	}
-	level := internLevel(gjson.Get(json, "params.level"))
+	level := internLevel(v)
 	if level == "" {
 		return // the broker answers the invalid params
 	}

@@ -39,6 +39,7 @@ const (
 	RejectNotInVirtualServer             // the selected virtual server does not offer the tool (or any prompt)
 	RejectOrigin                         // Origin header present and not allowed (DNS rebinding)
 	RejectHeaderMismatch                 // stateless era: Mcp-Method/Mcp-Name (or MCP-Protocol-Version) missing or not the body's
+	RejectAmbiguousResponse              // a backend's message in a routed response is ambiguous (dropped)
 	numRejections
 )
 
@@ -75,6 +76,10 @@ var rejections = [numRejections]rejectionInfo{
 	// MCP 2026-07-28: an intermediary that reads the body must refuse a
 	// request whose standard headers disagree with it.
 	RejectHeaderMismatch: {"header_mismatch", 400, CodeHeaderMismatch, "Bad Request: Mcp-Method, Mcp-Name and MCP-Protocol-Version headers are required and must match the body"},
+	// Not a local reply: the response is under way. An ambiguous SSE event
+	// is dropped; an ambiguous JSON answer becomes this error (the status
+	// is the backend's, already sent; 200 as for the other backend errors).
+	RejectAmbiguousResponse: {"ambiguous_response", 200, CodeInternalError, "Backend MCP server sent an ambiguous message (a member occurs twice or in another case)"},
 }
 
 // String returns the rejection's stable metric/log name.

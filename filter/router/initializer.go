@@ -25,6 +25,7 @@ const DefaultProtocolVersion = "2025-06-18"
 // goroutine of the adapter's, never on an Envoy worker thread.
 type initializer struct {
 	client *http.Client
+	calls  *http.Client // client without its timeout, for replayed calls
 	log    *slog.Logger
 }
 
@@ -133,18 +134,40 @@ func (in *initializer) notify(ctx context.Context, srv *Server, sid, version, bo
 }
 
 func (in *initializer) post(ctx context.Context, srv *Server, body, sid, version string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader(body))
+	req, err := newBackendRequest(ctx, srv, strings.NewReader(body), sid, version)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
 	// A backend that restarted leaves dead connections in the idle pool, and
 	// net/http only retries a request that failed on one when it is
 	// idempotent. Opening a session may safely be retried (at worst the
 	// backend holds an unused session until it expires it), so say so; a nil
 	// Idempotency-Key marks the request without sending the header.
 	req.Header["Idempotency-Key"] = nil
+	return in.client.Do(req)
+}
+
+// call sends a client's call (a replay: replay.go) to the backend session
+// sid, with the client's protocol version header, as Envoy sent the
+// original. Unlike post's requests it is not marked idempotent: a call must
+// not run twice because a connection broke.
+func (in *initializer) call(ctx context.Context, srv *Server, sid, version string, body []byte) (*http.Response, error) {
+	req, err := newBackendRequest(ctx, srv, bytes.NewReader(body), sid, version)
+	if err != nil {
+		return nil, err
+	}
+	return in.calls.Do(req)
+}
+
+// newBackendRequest is a POST of a JSON-RPC message to srv, on the backend
+// session sid ("" for none), with the server's credential.
+func newBackendRequest(ctx context.Context, srv *Server, body io.Reader, sid, version string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
 	if sid != "" {
 		req.Header.Set(config.HeaderSessionID, sid)
 	}
@@ -154,7 +177,7 @@ func (in *initializer) post(ctx context.Context, srv *Server, body, sid, version
 	if srv.CredentialHeader != "" {
 		req.Header.Set(srv.CredentialHeader, srv.CredentialValue)
 	}
-	return in.client.Do(req)
+	return req, nil
 }
 
 // readResponse returns the JSON-RPC response with the given raw id from a

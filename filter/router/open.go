@@ -10,6 +10,19 @@ import (
 // thread. It returns Route or Reply; concurrent first calls of one client to
 // one server share a single backend session.
 func (s *Stream) OpenSession(ctx context.Context) Action {
+	id, err := s.ensureBackend(ctx)
+	if err != nil {
+		s.r.log.Warn("backend session init failed", "server", s.server.Name, "error", err)
+		return s.rejectBody(RejectBackendUnavailable)
+	}
+	s.backend = id
+	return s.routeNow()
+}
+
+// ensureBackend returns the gateway session's backend session with the
+// call's server, opening one (shared with concurrent callers) if there is
+// none.
+func (s *Stream) ensureBackend(ctx context.Context) (string, error) {
 	srv := s.server
 	// The open may outlive this call (ensure runs it detached), and the
 	// adapter may then release and reuse the Stream: it must capture what it
@@ -17,7 +30,7 @@ func (s *Stream) OpenSession(ctx context.Context) Action {
 	// gateway may alias s.gatewayBuf, which the adapter's next request
 	// overwrites: the detached open gets its own copy.
 	r, header, gateway := s.r, s.protocolVersion, strings.Clone(s.gateway)
-	id, err := r.sessions.ensure(ctx, gateway, srv.Name, func(ctx context.Context) (string, error) {
+	return r.sessions.ensure(ctx, gateway, srv.Name, func(ctx context.Context) (string, error) {
 		var c clientContext
 		c.capabilities, c.version, c.level = r.sessions.Client(gateway)
 		c.version = backendVersion(header, c.version)
@@ -36,10 +49,4 @@ func (s *Stream) OpenSession(ctx context.Context) Action {
 		}
 		return id, nil
 	})
-	if err != nil {
-		s.r.log.Warn("backend session init failed", "server", srv.Name, "error", err)
-		return s.rejectBody(RejectBackendUnavailable)
-	}
-	s.backend = id
-	return s.routeNow()
 }

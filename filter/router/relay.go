@@ -73,19 +73,27 @@ func parseRelayID(id string) (server string, kind byte, original string, ok bool
 	return "", 0, "", false
 }
 
-// splitRelayID splits "mcpgw:<len>:<server><kind><rest>".
+// splitRelayID splits "mcpgw:<len>:<server><kind><rest>". The length is
+// read in its canonical form only (decimal digits, no sign, no leading
+// zero), as appendRelayID writes it: one id, one spelling.
 func splitRelayID(id string) (server string, kind byte, rest string, ok bool) {
 	rest, ok = strings.CutPrefix(id, relayIDPrefix)
 	if !ok {
 		return "", 0, "", false
 	}
 	colon := strings.IndexByte(rest, ':')
-	if colon <= 0 || colon > 4 {
+	if colon <= 0 || colon > 4 || rest[0] == '0' {
 		return "", 0, "", false
 	}
-	n, err := strconv.Atoi(rest[:colon])
+	n := 0
+	for _, c := range []byte(rest[:colon]) {
+		if c < '0' || c > '9' {
+			return "", 0, "", false
+		}
+		n = n*10 + int(c-'0')
+	}
 	rest = rest[colon+1:]
-	if err != nil || n <= 0 || n >= len(rest) {
+	if n >= len(rest) {
 		return "", 0, "", false
 	}
 	return rest[:n], rest[n], rest[n+1:], true

@@ -36,7 +36,9 @@ func TestRelayIDRoundTrip(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "1", "mcpgw:", "mcpgw:x:an1", "mcpgw:0:n1", "mcpgw:5:abcn1",
-		"mcpgw:1:ax1", "mcpgw:1:an", "mcpgw:1:an1x", "mcpgw:1:an01", "mcpgw:99999:an1", "mcpgw:-1:an1"} {
+		"mcpgw:1:ax1", "mcpgw:1:an", "mcpgw:1:an1x", "mcpgw:1:an01", "mcpgw:99999:an1", "mcpgw:-1:an1",
+		// One spelling per id: the length as appendRelayID writes it.
+		"mcpgw:+1:an1", "mcpgw:01:an1", "mcpgw: 1:an1", "mcpgw:1 :an1"} {
 		if _, _, _, ok := parseRelayID(bad); ok {
 			t.Errorf("parseRelayID(%q) accepted", bad)
 		}
@@ -344,5 +346,30 @@ func TestStreamResumption(t *testing.T) {
 	}
 	if n := r.Metrics.StreamsResumed.Load(); n != 1 {
 		t.Errorf("StreamsResumed = %d, want 1", n)
+	}
+}
+
+// A backend's request to the client whose id occurs twice: the router would
+// rewrite the first while the client reads the last, here a forged relay id
+// naming another server whose answer the client would then send there. The
+// event is dropped (and counted); the events around it pass.
+func TestAmbiguousBackendRequestDropped(t *testing.T) {
+	r, gw := weatherSession(t)
+	s := routedCall(t, r, gw, "weather_x")
+	defer s.Release()
+	progress := `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1}}`
+	for _, forged := range []string{
+		`{"jsonrpc":"2.0","id":1,"id":"mcpgw:14:default/githubn5","method":"elicitation/create","params":{"message":"?"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"elicitation/create","Id":"mcpgw:14:default/githubn5"}`,
+	} {
+		before := r.Metrics.Rejected[RejectAmbiguousResponse].Load()
+		got := passBody(s, sse("1", progress)+sse("2", forged)[:40], sse("2", forged)[40:]+sse("3", progress))
+		event := func(id string) string { return "mcpgw:15:default/weathere" + id }
+		if want := sse(event("1"), progress) + sse(event("3"), progress); got != want {
+			t.Errorf("client receives\n%q\nwant\n%q", got, want)
+		}
+		if n := r.Metrics.Rejected[RejectAmbiguousResponse].Load() - before; n != 1 {
+			t.Errorf("ambiguous_response counted %d times, want 1", n)
+		}
 	}
 }

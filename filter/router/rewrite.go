@@ -10,11 +10,15 @@ import (
 // setTarget records the server a call goes to and the backend's name for
 // the tool or prompt, renaming it in the body when it differs from the
 // requested name (a prefix or an alias). A name left as is keeps the body
-// as is: no copy.
+// as is: no copy, except that a session-era call keeps its body to replay
+// it after a lost backend session (replay.go).
 func (s *Stream) setTarget(srv *Server, json string, name gjson.Result, bare string) {
 	s.server, s.toolName = srv, bare
 	if bare != name.Str {
 		s.rename(json, name, bare)
+	}
+	if !s.stateless {
+		s.keepForReplay(json)
 	}
 }
 

@@ -23,7 +23,9 @@ type Options struct {
 	// Logger receives rejections and session events; nil discards.
 	Logger *slog.Logger
 	// HTTPClient initializes backend sessions (default: a client with a 10s
-	// timeout). Requests go straight to each server's URL.
+	// timeout), and replays calls whose backend session was lost through
+	// its Transport, without its Timeout (a replayed call runs as long as
+	// the client's stream lives). Requests go straight to each server's URL.
 	HTTPClient *http.Client
 }
 
@@ -49,7 +51,9 @@ func New(opts Options) *Router {
 		client = defaultHTTPClient()
 	}
 	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions)}
-	r.init = &initializer{client: client, log: log}
+	calls := *client
+	calls.Timeout = 0
+	r.init = &initializer{client: client, calls: &calls, log: log}
 	return r
 }
 
@@ -183,17 +187,19 @@ func (t *table) lookup(name string) (*Server, string) {
 
 // Metrics count router outcomes. Adapters export them to the host.
 type Metrics struct {
-	Requests        atomic.Int64 // POST bodies decided
-	Routed          atomic.Int64 // calls routed to a backend
-	RoutedByHeaders atomic.Int64 // of those, routed on Mcp-Method/Mcp-Name alone
-	Forwarded       atomic.Int64 // requests left to the broker
-	SessionInits    atomic.Int64 // backend sessions initialized
-	SessionInitFail atomic.Int64 // backend session initializations that failed
-	SessionsLost    atomic.Int64 // backend 404s that invalidated a session
-	RequestsRelayed atomic.Int64 // backend requests to clients given relay ids
-	AnswersRouted   atomic.Int64 // client answers routed back by relay id
-	TasksRouted     atomic.Int64 // tasks requests routed by gateway task id
-	CancelsRelayed  atomic.Int64 // client cancellations sent to backends
-	StreamsResumed  atomic.Int64 // SSE streams resumed on a backend (Last-Event-ID)
-	Rejected        [numRejections]atomic.Int64
+	Requests         atomic.Int64 // POST bodies decided
+	Routed           atomic.Int64 // calls routed to a backend
+	RoutedByHeaders  atomic.Int64 // of those, routed on Mcp-Method/Mcp-Name alone
+	Forwarded        atomic.Int64 // requests left to the broker
+	SessionInits     atomic.Int64 // backend sessions initialized
+	SessionInitFail  atomic.Int64 // backend session initializations that failed
+	SessionsLost     atomic.Int64 // backend 404s that invalidated a session
+	RequestsRelayed  atomic.Int64 // backend requests to clients given relay ids
+	AnswersRouted    atomic.Int64 // client answers routed back by relay id
+	TasksRouted      atomic.Int64 // tasks requests routed by gateway task id
+	CancelsRelayed   atomic.Int64 // client cancellations sent to backends
+	StreamsResumed   atomic.Int64 // SSE streams resumed on a backend (Last-Event-ID)
+	Replays          atomic.Int64 // calls replayed after a lost backend session
+	ReplaysSucceeded atomic.Int64 // of those, answered by the backend on a new session
+	Rejected         [numRejections]atomic.Int64
 }

@@ -116,7 +116,7 @@ func (nopWriter) Remove(string)      {}
 var (
 	headersActions = [...]string{HeadersContinue: "continue", HeadersBuffer: "buffer", HeadersReply: "reply", HeadersRoute: "route"}
 	actions        = [...]string{Forward: "forward", Route: "route", Reply: "reply", OpenSession: "open-session"}
-	responseAction = [...]string{ResponseContinue: "continue", ResponseReply: "reply"}
+	responseAction = [...]string{ResponseContinue: "continue", ResponseReply: "reply", ResponseReplay: "replay", ResponseAnswer: "answer"}
 )
 
 // post is a JSON POST with the given session and body length.

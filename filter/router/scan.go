@@ -22,7 +22,8 @@ import (
 //     refused. So is one that spells such a member in another case
 //     ("Method", "NAME"): case-insensitive decoders (encoding/json v1, as
 //     in mcp-go) read it as the member, case-sensitive ones (go-sdk, the
-//     router) do not.
+//     router) do not. Every member the router routes, rewrites or acts on
+//     is one of memberNames, read from here and nowhere else.
 //   - Nesting depth. gjson's validator recurses without limit: a 1 MiB body
 //     of '[' cost 155 ms and 64 MB of goroutine stack on an Envoy worker.
 //     Deeper than maxDepth is refused as a parse error.
@@ -43,12 +44,12 @@ func scanMessage(body []byte) (m message, ok bool) {
 	if !ok || skipSpace(body, end) != len(body) {
 		return m, false
 	}
-	json := unsafeBodyString(body)
+	m.json, m.seen = unsafeBodyString(body), sc.seen
 	m.ambiguous = sc.ambiguous
-	m.jsonrpc = sc.result(json, memberJSONRPC)
-	m.id = sc.result(json, memberID)
-	m.method = sc.result(json, memberMethod)
-	m.name = sc.result(json, memberName)
+	m.jsonrpc = m.get(memberJSONRPC)
+	m.id = m.get(memberID)
+	m.method = m.get(memberMethod)
+	m.name = m.get(memberName)
 	return m, true
 }
 
@@ -57,32 +58,84 @@ func scanMessage(body []byte) (m message, ok bool) {
 const maxDepth = 1000
 
 // message holds what scanMessage found. Absent members do not Exist(); a
-// Result's Index is its offset in the body.
+// Result's Index is its offset in the body. The members read on every
+// request are parsed up front, the others by get.
 type message struct {
 	kind                      byte // first byte of the top-level value
 	jsonrpc, id, method, name gjson.Result
 	ambiguous                 bool // a member below occurs twice
+	json                      string
+	seen                      [numMembers]span
 }
 
-// The members recorded: jsonrpc, id, method and params of the top-level
-// object, and name of the params object.
+// get returns a recorded member (see memberNames).
+func (m *message) get(member int) gjson.Result {
+	sp := m.seen[member]
+	if sp.end == 0 {
+		return gjson.Result{}
+	}
+	r := gjson.Parse(m.json[sp.start:sp.end])
+	r.Index = sp.start
+	return r
+}
+
+// The members recorded, by the object they belong to (roleMembers).
 const (
+	// The top-level object.
 	memberJSONRPC = iota
 	memberID
 	memberMethod
 	memberParams
+	memberResult // of a response (a client's answer, a backend's result)
+	// params: what calls are routed on (name: tools/call, prompts/get;
+	// taskId: tasks/*; requestId: notifications/cancelled), and what the
+	// router passes on to backends for the client (level:
+	// logging/setLevel; protocolVersion, capabilities: initialize).
 	memberName
+	memberTaskID
+	memberRequestID
+	memberLevel
+	memberProtocolVersion
+	memberCapabilities
+	memberMeta
+	// params._meta: the stateless era's protocol version.
+	memberMetaVersion
+	// result: the task id of a task-creating answer (tasks.go).
+	memberResultTaskID
 	numMembers
 )
 
-var memberNames = [numMembers]string{"jsonrpc", "id", "method", "params", "name"}
+var memberNames = [numMembers]string{
+	"jsonrpc", "id", "method", "params", "result",
+	"name", "taskId", "requestId", "level", "protocolVersion", "capabilities", "_meta",
+	metaVersionKey,
+	"taskId",
+}
+
+// metaVersionKey is the _meta member of a stateless-era request that
+// carries its protocol version.
+const metaVersionKey = "io.modelcontextprotocol/protocolVersion"
 
 // roles tell which object's members are recorded.
 const (
 	roleNone = iota
 	roleTop
 	roleParams
+	roleMeta
+	roleResult
 )
+
+// roleMembers[role] is the range of members an object of that role has.
+var roleMembers = [...][2]int{
+	roleTop:    {memberJSONRPC, memberResult},
+	roleParams: {memberName, memberMeta},
+	roleMeta:   {memberMetaVersion, memberMetaVersion},
+	roleResult: {memberResultTaskID, memberResultTaskID},
+}
+
+// childRole is the role of a recorded member's value (roleNone: its
+// members are not recorded).
+var childRole = [numMembers]int{memberParams: roleParams, memberResult: roleResult, memberMeta: roleMeta}
 
 type span struct{ start, end int } // end == 0: not seen
 
@@ -91,16 +144,6 @@ type scanner struct {
 	seen      [numMembers]span // the exactly named occurrence
 	count     [numMembers]uint8
 	ambiguous bool
-}
-
-func (sc *scanner) result(json string, member int) gjson.Result {
-	sp := sc.seen[member]
-	if sp.end == 0 {
-		return gjson.Result{}
-	}
-	r := gjson.Parse(json[sp.start:sp.end])
-	r.Index = sp.start
-	return r
 }
 
 // isSpace is JSON's whitespace; most bytes fail the first comparison.
@@ -168,12 +211,12 @@ func (sc *scanner) object(i, depth, role int) (int, bool) {
 			return i, false
 		}
 		i = skipSpace(d, i+1)
-		childRole := roleNone
-		if member == memberParams && exact {
-			childRole = roleParams // a case variant is not read, only counted
+		child := roleNone
+		if exact {
+			child = childRole[member] // a case variant is not read, only counted
 		}
 		valueStart := i
-		if i, ok = sc.value(i, depth, childRole); !ok {
+		if i, ok = sc.value(i, depth, child); !ok {
 			return i, false
 		}
 		if exact && sc.seen[member].end == 0 {
@@ -199,12 +242,20 @@ func (sc *scanner) object(i, depth, role int) (int, bool) {
 // and whether it equals it exactly. A second occurrence, or any other
 // spelling, makes the message ambiguous.
 func (sc *scanner) member(key string, role int) (member int, exact bool) {
-	lo, hi := memberJSONRPC, memberParams
-	if role == roleParams {
-		lo, hi = memberName, memberName
+	if key == "" {
+		return -1, false
 	}
-	for m := lo; m <= hi; m++ {
-		if strings.EqualFold(key, memberNames[m]) {
+	// Most keys differ from every member in their first byte: only a
+	// member whose first letter is the key's, ignoring ASCII case, can
+	// match. (A key's multi-byte first letter can only fold to ASCII s or
+	// k, which no member name starts with: TestMemberNames.)
+	first := key[0]
+	if 'A' <= first && first <= 'Z' {
+		first += 'a' - 'A'
+	}
+	r := roleMembers[role]
+	for m := r[0]; m <= r[1]; m++ {
+		if memberNames[m][0] == first && strings.EqualFold(key, memberNames[m]) {
 			sc.count[m]++
 			exact := key == memberNames[m]
 			if sc.count[m] > 1 || !exact {

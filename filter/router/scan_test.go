@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -21,6 +23,9 @@ var scanSeeds = []string{
 	`{"a":1,}`, `{"a" 1}`, `{,}`, `[[[[]]]]`, `{"a":[{"b":{"c":"` + strings.Repeat("x", 40) + `"}}]}`,
 	strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
 	strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
+	`{"params":{"taskId":"a","taskId":"b"}}`, `{"params":{"requestId":1,"RequestId":2}}`,
+	`{"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"x"},"level":"info"}}`,
+	`{"result":{"taskId":"a"},"id":1}`, `{"result":{"TASKID":"a"}}`,
 	`{"a":"` + strings.Repeat("é\\n", 20) + `"}`, "{\"a\":\"\xff\xfe\"}", `{"a":"x"}` + "\x00",
 }
 
@@ -88,7 +93,11 @@ func FuzzScanMessage(f *testing.F) {
 		if m.ambiguous {
 			return
 		}
-		for path, got := range map[string]gjson.Result{"jsonrpc": m.jsonrpc, "id": m.id, "method": m.method, "params.name": m.name} {
+		members := map[string]gjson.Result{"jsonrpc": m.jsonrpc, "id": m.id, "method": m.method, "params.name": m.name}
+		for k, path := range memberPaths {
+			members[path] = m.get(k)
+		}
+		for path, got := range members {
 			want := gjson.GetBytes(b, path)
 			if got.Exists() != want.Exists() || got.Type != want.Type || got.Raw != want.Raw || got.Str != want.Str {
 				t.Fatalf("%s: got %+v, want %+v in %s", path, got, want, b)
@@ -98,6 +107,14 @@ func FuzzScanMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// memberPaths are the gjson paths of the members scanMessage records.
+var memberPaths = [numMembers]string{
+	"jsonrpc", "id", "method", "params", "result",
+	"params.name", "params.taskId", "params.requestId", "params.level", "params.protocolVersion",
+	"params.capabilities", "params._meta", `params._meta.io\.modelcontextprotocol/protocolVersion`,
+	"result.taskId",
 }
 
 // ambiguous is scanMessage's rule, the slow way.
@@ -118,16 +135,40 @@ func ambiguous(root gjson.Result) bool {
 	}
 	// A member occurring more than once, or other than exactly spelled.
 	bad := func(n int, exact gjson.Result) bool { return n > 1 || n == 1 && !exact.Exists() }
-	for _, name := range []string{"jsonrpc", "id", "method"} {
-		if bad(count(root, name)) {
+	// check reports whether one of names in obj is bad, and returns the
+	// values of those that are not.
+	check := func(obj gjson.Result, names ...string) (found map[string]gjson.Result, isBad bool) {
+		found = map[string]gjson.Result{}
+		for _, name := range names {
+			n, v := count(obj, name)
+			if bad(n, v) {
+				return nil, true
+			}
+			found[name] = v
+		}
+		return found, false
+	}
+	top, isBad := check(root, "jsonrpc", "id", "method", "params", "result")
+	if isBad {
+		return true
+	}
+	if params := top["params"]; params.IsObject() {
+		members, isBad := check(params, "name", "taskId", "requestId", "level", "protocolVersion", "capabilities", "_meta")
+		if isBad {
+			return true
+		}
+		if meta := members["_meta"]; meta.IsObject() {
+			if _, isBad := check(meta, metaVersionKey); isBad {
+				return true
+			}
+		}
+	}
+	if result := top["result"]; result.IsObject() {
+		if _, isBad := check(result, "taskId"); isBad {
 			return true
 		}
 	}
-	n, params := count(root, "params")
-	if bad(n, params) {
-		return true
-	}
-	return params.IsObject() && bad(count(params, "name"))
+	return false
 }
 
 func TestScanMessage(t *testing.T) {
@@ -152,6 +193,22 @@ func TestScanMessage(t *testing.T) {
 		{in: `{"params":{"arguments":{"Name":"a"},"name":"b"}}`, ok: true, name: "b"},
 		{in: `{"Params":{"name":"a"}}`, ok: true, ambiguous: true},
 		{in: `{"params":{"name":"a"}}x`},
+		// Every member the router routes or acts on, not only the name.
+		{in: `{"method":"tasks/get","params":{"taskId":"mcpgw:1:an1","taskId":"x"}}`, ok: true, ambiguous: true},
+		{in: `{"method":"tasks/get","params":{"taskId":"a","TaskID":"b"}}`, ok: true, ambiguous: true},
+		{in: `{"method":"tasks/get","params":{"taskId":"a"},"params":{"taskId":"b"}}`, ok: true, ambiguous: true},
+		{in: `{"method":"notifications/cancelled","params":{"requestId":1,"requestId":2}}`, ok: true, ambiguous: true},
+		{in: `{"method":"notifications/cancelled","params":{"requestId":1,"requestid":"mcpgw:1:an1"}}`, ok: true, ambiguous: true},
+		{in: `{"method":"logging/setLevel","params":{"level":"debug","level":"error"}}`, ok: true, ambiguous: true},
+		{in: `{"method":"initialize","params":{"protocolVersion":"a","protocolVersion":"b"}}`, ok: true, ambiguous: true},
+		{in: `{"method":"initialize","params":{"capabilities":{},"Capabilities":{}}}`, ok: true, ambiguous: true},
+		{in: `{"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/protocolVersion":"2025-06-18"}}}`, ok: true, ambiguous: true},
+		{in: `{"params":{"_meta":{},"_META":{}}}`, ok: true, ambiguous: true},
+		{in: `{"id":1,"result":{"taskId":"a","taskId":"mcpgw:1:bsx"}}`, ok: true, ambiguous: true},
+		{in: `{"id":1,"result":{},"Result":{}}`, ok: true, ambiguous: true},
+		// Deeper or elsewhere, the same names are not the router's.
+		{in: `{"params":{"arguments":{"taskId":1,"taskId":2},"_meta":{"progressToken":1,"progressToken":2}}}`, ok: true},
+		{in: `{"id":1,"result":{"content":[{"taskId":1,"taskId":2}]}}`, ok: true, idRaw: "1"},
 		{in: strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth), ok: true},
 		{in: strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)},
 		{in: `{"a":` + strings.Repeat(`{"a":`, maxDepth) + "1" + strings.Repeat("}", maxDepth+1)},
@@ -192,6 +249,29 @@ func TestSpecial8(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// The scanner's first-byte shortcut (scanner.member) holds: no member name
+// starts with a letter that a multi-byte letter folds to (ſ to s, K to k),
+// nor with an upper-case letter.
+func TestMemberNames(t *testing.T) {
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f >= utf8.RuneSelf {
+				continue
+			}
+			for _, name := range memberNames {
+				if name[0] == byte(unicode.ToLower(f)) {
+					t.Errorf("member %q starts with %q, which %q folds to", name, f, r)
+				}
+			}
+		}
+	}
+	for _, name := range memberNames {
+		if name[0] >= 'A' && name[0] <= 'Z' {
+			t.Errorf("member %q starts with an upper-case letter", name)
 		}
 	}
 }

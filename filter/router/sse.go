@@ -20,7 +20,7 @@ type eventStream struct {
 	// span finds the id to rewrite in one message: requestID (session
 	// era: the backend's requests to the client) or taskIDSpan (stateless
 	// era: task ids, tasks.go).
-	span func(msg []byte) (start, end int, ok bool)
+	span func(msg []byte) (start, end int, v idVerdict)
 	// whole: the body is one JSON message (application/json), not SSE
 	// events; it is held back until its end.
 	whole bool
@@ -90,77 +90,40 @@ func (s *Stream) ResponseBody(chunk []byte, end bool) (out []byte, replace bool)
 		st.skipping = false
 		i = next
 	}
-	var o []byte
-	done := 0 // in[:done] is in o already (when o is used)
-	rewrite := func(start, end int, eventID bool) {
-		if o == nil {
-			if st.out == nil {
-				st.out = bodyPool.Get().(*[]byte)
-			}
-			o = (*st.out)[:0]
-		}
-		o = append(o, in[done:start]...)
-		if eventID {
-			o = appendEventID(o, s.server.Name, in[start:end])
-		} else {
-			o = appendRelayID(o, s.server.Name, in[start:end])
-			if !s.stateless {
-				s.r.Metrics.RequestsRelayed.Add(1)
-			}
-		}
-		done = end
-	}
-	// event rewrites one event at offset i: its SSE id (session era, for
-	// resumption) and the id its message carries, in the order they come.
-	event := func(i int, ev []byte) {
-		a, b, hasMsg := st.inEvent(ev)
-		ia, ib, hasID := -1, -1, false
-		if !st.whole && !s.stateless && eventIDsRewritable(s.server.Name) {
-			ia, ib, hasID = eventIDSpan(ev)
-		}
-		if hasID && (!hasMsg || ia < a) {
-			rewrite(i+ia, i+ib, true)
-			hasID = false
-		}
-		if hasMsg {
-			rewrite(i+a, i+b, false)
-		}
-		if hasID {
-			rewrite(i+ia, i+ib, true)
-		}
-	}
+	w := rewriter{s: s, in: in}
 	for !st.whole {
 		next := nextEventEnd(in, i)
 		if next < 0 {
 			break
 		}
-		event(i, in[i:next])
+		w.event(i, in[i:next])
 		i = next
 	}
 	if end && i < len(in) {
 		// A last event without its blank line (or a whole JSON body)
 		// still counts.
-		event(i, in[i:])
+		w.event(i, in[i:])
 		i = len(in)
 	}
+	return st.keepRest(&w, i, held)
+}
+
+// keepRest ends ResponseBody once in[:i] (whole events) went through w: it
+// holds back the incomplete event in[i:] and returns the chunk to send.
+func (st *eventStream) keepRest(w *rewriter, i int, held bool) (out []byte, replace bool) {
+	in := w.in
 	rest := in[i:]
-	if len(rest) > s.t.maxBody {
+	if len(rest) > w.s.t.maxBody {
 		// Do not hold back an unbounded event (a large result streamed in
 		// many chunks): pass it, unrewritten, and skip to its end.
 		st.skipping = true
 		i, rest = len(in), nil
 	}
-	if o == nil && !held && len(rest) == 0 {
+	if w.o == nil && !held && len(rest) == 0 {
 		return nil, false // the common case: whole events, none rewritten
 	}
-	if o == nil {
-		if st.out == nil {
-			st.out = bodyPool.Get().(*[]byte)
-		}
-		o = (*st.out)[:0]
-	}
-	o = append(o, in[done:i]...)
-	*st.out = o
+	w.upTo(i)
+	*st.out = w.o
 	// Keep the incomplete event (after o took what it needs from in, which
 	// may be the carry buffer itself).
 	if len(rest) > 0 {
@@ -171,7 +134,99 @@ func (s *Stream) ResponseBody(chunk []byte, end bool) (out []byte, replace bool)
 	} else if st.carry != nil {
 		*st.carry = (*st.carry)[:0]
 	}
-	return o, true
+	return w.o, true
+}
+
+// idVerdict is what one message of a routed response needs
+// (eventStream.span).
+type idVerdict uint8
+
+const (
+	idNone    idVerdict = iota // no id to rewrite: the message passes
+	idRewrite                  // the id at start:end gets a gateway id
+	// idRefuse: the message is ambiguous (a member the router reads occurs
+	// twice, or miscased): the client may read another id than the one the
+	// router would rewrite, e.g. a forged relay id naming another server,
+	// so the message does not reach it.
+	idRefuse
+)
+
+// rewriter builds the rewritten form of in, one event at a time.
+type rewriter struct {
+	s    *Stream
+	in   []byte
+	o    []byte // the output, from the Stream's pooled buffer; nil until used
+	done int    // in[:done] is in o already
+}
+
+// upTo copies in[done:end] to the output.
+func (w *rewriter) upTo(end int) {
+	if w.o == nil {
+		st := &w.s.sse
+		if st.out == nil {
+			st.out = bodyPool.Get().(*[]byte)
+		}
+		w.o = (*st.out)[:0]
+	}
+	w.o = append(w.o, w.in[w.done:end]...)
+	w.done = end
+}
+
+// rewrite replaces in[start:end], an SSE event id or a message's id, with
+// the gateway's id for it.
+func (w *rewriter) rewrite(start, end int, eventID bool) {
+	s := w.s
+	w.upTo(start)
+	if eventID {
+		w.o = appendEventID(w.o, s.server.Name, w.in[start:end])
+	} else {
+		w.o = appendRelayID(w.o, s.server.Name, w.in[start:end])
+		if !s.stateless {
+			s.r.Metrics.RequestsRelayed.Add(1)
+		}
+	}
+	w.done = end
+}
+
+// event rewrites one event at offset i: its SSE id (session era, for
+// resumption) and the id its message carries, in the order they come; an
+// ambiguous message is refused.
+func (w *rewriter) event(i int, ev []byte) {
+	s, st := w.s, &w.s.sse
+	a, b, verdict := st.inEvent(ev)
+	if verdict == idRefuse {
+		w.refuse(i, i+len(ev))
+		return
+	}
+	hasMsg := verdict == idRewrite
+	ia, ib, hasID := -1, -1, false
+	if !st.whole && !s.stateless && eventIDsRewritable(s.server.Name) {
+		ia, ib, hasID = eventIDSpan(ev)
+	}
+	if hasID && (!hasMsg || ia < a) {
+		w.rewrite(i+ia, i+ib, true)
+		hasID = false
+	}
+	if hasMsg {
+		w.rewrite(i+a, i+b, false)
+	}
+	if hasID {
+		w.rewrite(i+ia, i+ib, true)
+	}
+}
+
+// refuse drops the event in[start:end] (an SSE event), or replaces it with
+// a JSON-RPC error for the request (a whole JSON body), and says so.
+func (w *rewriter) refuse(start, end int) {
+	s := w.s
+	w.upTo(start)
+	if s.sse.whole {
+		w.o = appendErrorBody(w.o, RejectAmbiguousResponse, s.id)
+	}
+	w.done = end
+	s.r.Metrics.Rejected[RejectAmbiguousResponse].Add(1)
+	s.r.log.Warn("backend message refused: a member the router reads occurs twice or miscased",
+		"server", s.server.Name, "reason", RejectAmbiguousResponse.String())
 }
 
 // release returns the pooled buffers.
@@ -207,16 +262,16 @@ func nextEventEnd(in []byte, i int) int {
 
 // inEvent finds the id to rewrite in one SSE event's data (or in the whole
 // JSON body) and returns its offsets in event.
-func (st *eventStream) inEvent(event []byte) (start, end int, ok bool) {
+func (st *eventStream) inEvent(event []byte) (start, end int, v idVerdict) {
 	if st.whole {
 		return st.span(event)
 	}
 	data, offset, ok := eventData(event)
 	if !ok {
-		return 0, 0, false
+		return 0, 0, idNone
 	}
-	start, end, ok = st.span(data)
-	return offset + start, offset + end, ok
+	start, end, v = st.span(data)
+	return offset + start, offset + end, v
 }
 
 // eventIDSpan returns the offsets of the value of an SSE event's id field.
@@ -282,16 +337,20 @@ func sseField(event []byte, name string) (value []byte, offset, count int) {
 
 // requestID finds a JSON-RPC request (a message with a method and an id)
 // and returns the offsets of its id.
-func requestID(msg []byte) (start, end int, ok bool) {
+func requestID(msg []byte) (start, end int, v idVerdict) {
 	// Results and notifications are most of the traffic: only a message
 	// with a "method" member needs a parse.
 	if !bytes.Contains(msg, []byte(`"method"`)) {
-		return 0, 0, false
+		return 0, 0, idNone
 	}
 	m, valid := scanMessage(msg)
-	if !valid || m.kind != '{' || m.ambiguous || m.method.Type != gjson.String ||
-		(m.id.Type != gjson.String && m.id.Type != gjson.Number) {
-		return 0, 0, false
+	switch {
+	case !valid || m.kind != '{':
+		return 0, 0, idNone
+	case m.ambiguous:
+		return 0, 0, idRefuse
+	case m.method.Type != gjson.String || (m.id.Type != gjson.String && m.id.Type != gjson.Number):
+		return 0, 0, idNone
 	}
-	return m.id.Index, m.id.Index + len(m.id.Raw), true
+	return m.id.Index, m.id.Index + len(m.id.Raw), idRewrite
 }

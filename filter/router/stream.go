@@ -125,6 +125,12 @@ type Stream struct {
 	// mayCreateTask: the answer to this stateless tools/call may carry a
 	// task id to rewrite (tasks.go).
 	mayCreateTask bool
+	// replayBody is the body a session-era call went upstream with, kept
+	// (pooled) to replay it after a lost backend session when there is no
+	// rewritten body; replayed and answer are the replay's (replay.go).
+	replayBody *[]byte
+	replayed   bool
+	answer     answer
 
 	// clientInit is the client context of an initialize forwarded to the
 	// broker, until its response names the gateway session (client.go).
@@ -159,11 +165,8 @@ func (s *Stream) Init(r *Router) {
 // Release returns pooled memory. The Stream must not be used afterwards.
 func (s *Stream) Release() {
 	s.sse.release()
-	if s.body != nil {
-		*s.body = (*s.body)[:0]
-		bodyPool.Put(s.body)
-		s.body = nil
-	}
+	putBuf(&s.body)
+	putBuf(&s.replayBody)
 }
 
 // RequestHeaders decides what to do once the request headers are known.
@@ -244,10 +247,6 @@ func internVersion(v string) string {
 // statelessVersion is the first protocol version of the stateless era.
 // Versions are dates: they compare as strings.
 const statelessVersion = "2026-07-28"
-
-// metaVersion is the gjson path of the protocol version a stateless-era
-// request carries in params._meta.
-const metaVersion = `params._meta.io\.modelcontextprotocol/protocolVersion`
 
 // internMethod is internVersion for Mcp-Method values.
 func internMethod(v string) string {
@@ -343,23 +342,23 @@ func (s *Stream) RequestBody(body []byte) Action {
 	}
 	switch method.Str {
 	case "tools/call":
-		return s.route("tools/call", json, id, m.name)
+		return s.route("tools/call", json, &m)
 	case "prompts/get":
-		return s.route("prompts/get", json, id, m.name)
+		return s.route("prompts/get", json, &m)
 	case "tasks/get", "tasks/update", "tasks/cancel":
 		if s.stateless {
-			return s.routeTask(method.Str, json, id)
+			return s.routeTask(method.Str, json, m.get(memberTaskID))
 		}
 	case "initialize":
 		if id.Exists() {
-			s.rememberInitialize(json)
+			s.rememberInitialize(&m)
 		}
 	case "logging/setLevel":
 		if id.Exists() {
-			s.recordLevel(json)
+			s.recordLevel(m.get(memberLevel))
 		}
 	case "notifications/cancelled":
-		if !s.stateless && s.cancel(json) {
+		if !s.stateless && s.cancel(json, m.get(memberRequestID)) {
 			return Route
 		}
 	}
@@ -388,18 +387,18 @@ func (s *Stream) forward(method string) Action {
 // route decides a tools/call or prompts/get: find the owner by alias or
 // prefix, put the backend's name for the tool or prompt in the body, and
 // find or open the backend session.
-func (s *Stream) route(method, json string, id, name gjson.Result) Action {
+func (s *Stream) route(method, json string, m *message) Action {
 	s.method = method
-	if !id.Exists() {
+	if !m.id.Exists() {
 		return s.rejectBody(RejectNotJSONRPC) // a call must be a request
 	}
 	if s.noVirtual {
 		return s.rejectBody(RejectUnknownVirtualServer)
 	}
-	if name.Type != gjson.String || name.Str == "" {
+	if m.name.Type != gjson.String || m.name.Str == "" {
 		return s.rejectBody(RejectMissingName)
 	}
-	if s.stateless && s.mcpName != name.Str {
+	if s.stateless && s.mcpName != m.name.Str {
 		return s.rejectBody(RejectHeaderMismatch)
 	}
 	// No tool is named with invalid UTF-8 or control characters (which
@@ -407,13 +406,13 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	// header: there CR/LF could inject headers upstream, and invalid bytes
 	// would differ from the U+FFFD a backend decodes (or that rename
 	// re-encodes).
-	if !utf8.ValidString(name.Str) || strings.IndexByte(name.Raw, '\\') >= 0 && hasControl(name.Str) {
+	if !utf8.ValidString(m.name.Str) || strings.IndexByte(m.name.Raw, '\\') >= 0 && hasControl(m.name.Str) {
 		return s.rejectBody(RejectUnknownTool)
 	}
-	if s.virtual != nil && !s.virtual.offers(method, name.Str) {
+	if s.virtual != nil && !s.virtual.offers(method, m.name.Str) {
 		return s.rejectBody(RejectNotInVirtualServer)
 	}
-	srv, bare := s.t.lookup(name.Str)
+	srv, bare := s.t.lookup(m.name.Str)
 	if srv == nil {
 		return s.rejectBody(RejectUnknownTool)
 	}
@@ -427,7 +426,7 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 		// No gateway session and no backend session: the request carries
 		// its version and client capabilities in _meta, and goes to the
 		// backend as is (bar the name, here and in Mcp-Name).
-		s.setTarget(srv, json, name, bare)
+		s.setTarget(srv, json, m.name, bare)
 		s.routed = true
 		// Only a request that declares the tasks extension can be
 		// answered with a task (SEP-2663 negotiates per request): the
@@ -438,7 +437,7 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	if s.gateway == "" {
 		// A stateless-era body without the MCP-Protocol-Version header
 		// that era requires.
-		if v := gjson.Get(json, metaVersion); v.Type == gjson.String && v.Str >= statelessVersion {
+		if v := m.get(memberMetaVersion); v.Type == gjson.String && v.Str >= statelessVersion {
 			return s.rejectBody(RejectHeaderMismatch)
 		}
 		return s.rejectBody(RejectMissingSession)
@@ -446,7 +445,7 @@ func (s *Stream) route(method, json string, id, name gjson.Result) Action {
 	if !s.t.codec.Valid(s.gateway) {
 		return s.rejectBody(RejectUnknownSession)
 	}
-	s.setTarget(srv, json, name, bare)
+	s.setTarget(srv, json, m.name, bare)
 	s.routed = true
 	if backend, ok := s.r.sessions.Get(s.gateway, srv.Name); ok {
 		s.backend = backend

@@ -30,10 +30,10 @@ func isTaskMethod(method string) bool {
 	return method == "tasks/get" || method == "tasks/update" || method == "tasks/cancel"
 }
 
-// routeTask decides a stateless-era tasks request.
-func (s *Stream) routeTask(method, json string, id gjson.Result) Action {
+// routeTask decides a stateless-era tasks request carrying taskID
+// (params.taskId).
+func (s *Stream) routeTask(method, json string, taskID gjson.Result) Action {
 	s.method = internMethod(method)
-	taskID := gjson.Get(json, "params.taskId")
 	if taskID.Type != gjson.String || s.mcpName != taskID.Str {
 		// SEP-2663: Mcp-Name carries the task id and must be the body's.
 		return s.rejectBody(RejectHeaderMismatch)
@@ -63,17 +63,22 @@ func (s *Stream) routeTask(method, json string, id gjson.Result) Action {
 
 // taskIDSpan finds the task id a response message carries (result.taskId,
 // a string) and returns its offsets in data.
-func taskIDSpan(data []byte) (start, end int, ok bool) {
+func taskIDSpan(data []byte) (start, end int, v idVerdict) {
 	if !bytes.Contains(data, []byte(`"taskId"`)) {
-		return 0, 0, false
+		return 0, 0, idNone
 	}
 	m, valid := scanMessage(data)
-	if !valid || m.kind != '{' || m.ambiguous || m.method.Exists() {
-		return 0, 0, false
+	switch {
+	case !valid || m.kind != '{':
+		return 0, 0, idNone
+	case m.ambiguous:
+		return 0, 0, idRefuse
+	case m.method.Exists():
+		return 0, 0, idNone
 	}
-	r := gjson.GetBytes(data, "result.taskId")
+	r := m.get(memberResultTaskID)
 	if r.Type != gjson.String {
-		return 0, 0, false
+		return 0, 0, idNone
 	}
-	return r.Index, r.Index + len(r.Raw), true
+	return r.Index, r.Index + len(r.Raw), idRewrite
 }

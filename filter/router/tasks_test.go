@@ -101,3 +101,30 @@ func TestTaskIDs(t *testing.T) {
 		}
 	}
 }
+
+// A stateless answer whose result.taskId occurs twice: the router would
+// rewrite the first, the client keep the last (a forged gateway task id
+// naming another server). The answer becomes a JSON-RPC error instead.
+func TestAmbiguousTaskAnswerRefused(t *testing.T) {
+	r := newTestRouter(t, "router.yaml")
+	call := []byte(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"weather_slow",` +
+		`"_meta":{"io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}}}`)
+	s := r.NewStream()
+	defer s.Release()
+	s.RequestHeaders(statelessPost("tools/call", "weather_slow", call))
+	if a := s.RequestBody(call); a != Route {
+		t.Fatalf("tools/call: %s", actions[a])
+	}
+	if s.ResponseHeaders(200, true) != ResponseContinue || !s.WatchResponseBody("application/json") {
+		t.Fatal("JSON response of a stateless call not watched")
+	}
+	answer := `{"jsonrpc":"2.0","id":9,"result":{"resultType":"task","taskId":"t1","taskId":"mcpgw:14:default/githubst9"}}`
+	got := passBody(s, answer[:25], answer[25:])
+	want := `{"jsonrpc":"2.0","id":9,"error":{"code":-32603,"message":"` + RejectAmbiguousResponse.Message() + `"}}`
+	if got != want {
+		t.Errorf("client receives %s, want %s", got, want)
+	}
+	if n := r.Metrics.Rejected[RejectAmbiguousResponse].Load(); n != 1 {
+		t.Errorf("ambiguous_response = %d, want 1", n)
+	}
+}

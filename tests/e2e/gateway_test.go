@@ -14,12 +14,13 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgw/mcpgw/tests/harness"
 	"github.com/mcpgw/mcpgw/tests/mcptest"
 )
 
 // TestGateway walks the whole story of the gateway issue through one real
 // Envoy: initialize → prefixed tools/list from two servers → calls routed
-// to each → backend restart (session 404) → next call succeeds → spoofed
+// to each → backend restart (session 404) → the call is replayed → spoofed
 // routing headers ignored → a third server hot-added to the config file.
 func TestGateway(t *testing.T) {
 	echo := &backend{name: "echo", prefix: "echo_", srv: mcptest.NewEchoServer("echo")}
@@ -68,16 +69,28 @@ func TestGateway(t *testing.T) {
 		}
 	})
 
-	t.Run("backend restart: session 404 is absorbed, next call succeeds", func(t *testing.T) {
+	t.Run("backend restart: the call that meets the session 404 is replayed and succeeds", func(t *testing.T) {
+		admin := e.stack.Envoy.AdminURL()
+		replays0, err := harness.Counter(admin, "mcpgw.replays_succeeded")
+		if err != nil {
+			t.Fatal(err)
+		}
 		echo.stop()
 		echo.start(top) // same address, no sessions: the old backend session answers 404
-		// The stored backend session is stale: this call meets the 404, which
-		// the router turns into a retryable JSON-RPC error.
-		if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo_whoami"}); err == nil || !strings.Contains(err.Error(), "retry") {
-			t.Errorf("first call after restart: %v, want a retryable error", err)
+		// The stored backend session is stale: this call meets the 404; the
+		// router opens a new session, sends the call again and answers it.
+		if got := callText(ctx, t, cs, "echo_echo", map[string]any{"text": "after restart"}); got != "after restart" {
+			t.Errorf("first call after restart: echo_echo = %q", got)
 		}
+		if n, err := harness.WaitCounter(admin, "mcpgw.replays_succeeded", replays0+1); err != nil || n != replays0+1 {
+			t.Errorf("mcpgw.replays_succeeded = %d (%v), want %d", n, err, replays0+1)
+		}
+		// The next call uses the new session: no replay.
 		if got := callText(ctx, t, cs, "echo_whoami", nil); got != "echo" {
 			t.Errorf("after restart echo_whoami = %q", got)
+		}
+		if n, err := harness.Counter(admin, "mcpgw.replays"); err != nil || n != replays0+1 {
+			t.Errorf("mcpgw.replays = %d (%v), want %d", n, err, replays0+1)
 		}
 		// The gateway session survived: the broker still serves it.
 		if names := toolNames(ctx, t, cs); !slices.Contains(names, "math_add") {

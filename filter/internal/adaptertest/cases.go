@@ -3,12 +3,14 @@ package adaptertest
 import "maps"
 
 // Cases returns the table for env: requests forwarded to the broker, local
-// replies, then calls routed to env's backend.
+// replies, then calls routed to env's backend, the last ones meeting a lost
+// backend session.
 func Cases(env *Env) []Case {
 	gw := env.Codec.Mint()
 	cases := forwardCases(env, gw)
 	cases = append(cases, replyCases(gw)...)
-	return append(cases, routeCases(env, gw)...)
+	cases = append(cases, routeCases(env, gw)...)
+	return append(cases, lostSessionCases(env, gw)...)
 }
 
 const list = `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
@@ -88,11 +90,9 @@ func replyCases(gw string) []Case {
 	}
 }
 
-// routeCases run in order: the first opens the backend session, the next
-// ones reuse it, the last makes the backend lose it.
-func routeCases(env *Env, gw string) []Case {
-	session := [2]string{"mcp-session-id", gw}
-	routed := map[string]string{
+// routedHeaders are the request headers of a call routed to env's backend.
+func routedHeaders(env *Env) map[string]string {
+	return map[string]string{
 		":authority":          "weather.default.svc",
 		":path":               "/mcp",
 		"x-mcp-servername":    "default/weather",
@@ -101,6 +101,13 @@ func routeCases(env *Env, gw string) []Case {
 		"x-mcp-method":        "tools/call",
 		"mcp-session-id":      AnyBackendSession,
 	}
+}
+
+// routeCases run in order: the first opens the backend session, the next
+// ones reuse it.
+func routeCases(env *Env, gw string) []Case {
+	session := [2]string{"mcp-session-id", gw}
+	routed := routedHeaders(env)
 	stateless := maps.Clone(routed)
 	stateless["mcp-session-id"] = ""
 	stateless["mcp-name"] = "now"
@@ -139,9 +146,30 @@ func routeCases(env *Env, gw string) []Case {
 			Want{Continued: true, Headers: routed, Body: ToolCall(4, "now"), RouteCacheClears: 1}},
 		{"route/Envoy's own 404 passes", call(5, false, &Response{Status: 404, Details: "route_not_found"}),
 			Want{Continued: true, Headers: routed, Body: ToolCall(5, "now"), RouteCacheClears: 1, ResponseSessionID: gw}},
-		{"route/backend 404 invalidates the session", call(6, false, &Response{Status: 404, Details: "via_upstream"}),
-			Want{Continued: true, Headers: routed, Body: ToolCall(6, "now"), RouteCacheClears: 1,
-				Reply: &WantReply{Status: 200, Code: -32603, ID: "6", Details: "mcpgw_backend_session_lost"}}},
+	}
+}
+
+// lostSessionCases run last: the backend loses the session they use.
+func lostSessionCases(env *Env, gw string) []Case {
+	routed := routedHeaders(env)
+	call := func(id int, resp *Response) Request {
+		return Request{Body: ToolCall(id, "weather_now"), Headers: [][2]string{{"mcp-session-id", gw}}, Response: resp}
+	}
+	lostTwice := call(8, &Response{Status: 404, Details: "via_upstream", NoBody: true})
+	lostTwice.Before = func() { env.Backend.LoseCalls.Store(1) } // the replay meets a lost session too
+	return []Case{
+		// The backend lost the session (it restarted): the router opens a
+		// new one and replays the call, and the client gets the answer.
+		{"route/backend 404 replays the call on a new session", call(6, &Response{Status: 404, Details: "via_upstream"}),
+			Want{Continued: true, Headers: routed, Body: ToolCall(6, "now"), RouteCacheClears: 1, NewBackendSession: true,
+				Reply: &WantReply{Status: 200, ID: "6", Text: "sunny", ContentType: "text/event-stream",
+					Details: "mcpgw_replayed", SessionID: gw}}},
+		// Lost again on the replay (the new session too): the retryable
+		// error, no second replay. (This 404 has no body: the headers end
+		// the response.)
+		{"route/404 on the replay gives the retryable error", lostTwice,
+			Want{Continued: true, Headers: routed, Body: ToolCall(8, "now"), RouteCacheClears: 1, NewBackendSession: true,
+				Reply: &WantReply{Status: 200, Code: -32603, ID: "8", Details: "mcpgw_backend_session_lost"}}},
 	}
 }
 

@@ -19,9 +19,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/tidwall/gjson"
 
 	"github.com/mcpgw/mcpgw/filter/sessionid"
 )
@@ -111,6 +113,10 @@ type Backend struct {
 	// InitBodies receives the initialize request body of every session
 	// opened on it.
 	InitBodies chan string
+	// LoseCalls makes the next tools/call requests on a session answer 404
+	// (a lost session) without reaching the MCP server, as many as it
+	// counts.
+	LoseCalls atomic.Int32
 }
 
 // NewBackend starts a backend, closed when the test ends.
@@ -118,7 +124,9 @@ func NewBackend(t testing.TB) *Backend {
 	t.Helper()
 	srv := mcp.NewServer(&mcp.Implementation{Name: "weather", Version: "v0.0.1"}, nil)
 	mcp.AddTool(srv, &mcp.Tool{Name: "now", Description: "current weather"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+		func(context.Context, *mcp.CallToolRequest, struct {
+			City string `json:"city"`
+		}) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sunny"}}}, nil, nil
 		})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
@@ -126,6 +134,10 @@ func NewBackend(t testing.TB) *Backend {
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		if r.Header.Get("Mcp-Session-Id") != "" && gjson.GetBytes(body, "method").Str == "tools/call" && takeOne(&b.LoseCalls) {
+			http.Error(w, "session not found", http.StatusNotFound)
+			return
+		}
 		h.ServeHTTP(w, r)
 		if sid := w.Header().Get("Mcp-Session-Id"); sid != "" && r.Header.Get("Mcp-Session-Id") == "" {
 			select {
@@ -140,6 +152,16 @@ func NewBackend(t testing.TB) *Backend {
 	}))
 	t.Cleanup(b.Close)
 	return b
+}
+
+// takeOne decrements n if it is positive, and reports whether it did.
+func takeOne(n *atomic.Int32) bool {
+	for v := n.Load(); v > 0; v = n.Load() {
+		if n.CompareAndSwap(v, v-1) {
+			return true
+		}
+	}
+	return false
 }
 
 // Server returns the backend's config entry: tools "weather_*".

@@ -220,9 +220,13 @@ func (h *envoyHost) capture(route string) http.Handler {
 				w.Header().Set("mcp-session-id", sid)
 			}
 		}
+		if resp != nil && resp.NoBody {
+			w.WriteHeader(status)
+			return
+		}
 		w.Header().Set("content-type", "application/json")
 		w.WriteHeader(status)
-		io.WriteString(w, `{"jsonrpc":"2.0","id":0,"result":{}}`)
+		io.WriteString(w, adaptertest.ResponseBody)
 	})
 }
 
@@ -278,8 +282,8 @@ func (h *envoyHost) Do(t testing.TB, r adaptertest.Request) adaptertest.Result {
 		res.RequestUnseen = true
 		t.Logf("real Envoy answered %d %s itself", resp.StatusCode, details)
 	default:
-		res.Replies = []adaptertest.Reply{{Status: resp.StatusCode,
-			ContentType: resp.Header.Get("content-type"), Body: body, Details: details}}
+		res.Replies = []adaptertest.Reply{{Status: resp.StatusCode, ContentType: resp.Header.Get("content-type"),
+			Body: body, Details: details, SessionID: resp.Header.Get("mcp-session-id")}}
 	}
 	return res
 }

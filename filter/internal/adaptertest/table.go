@@ -3,6 +3,7 @@ package adaptertest
 import (
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,8 @@ type Request struct {
 	// Response, when set, is the upstream's response, delivered after the
 	// request continued.
 	Response *Response
+	// Before, when set, runs before the request is sent (Run calls it).
+	Before func()
 }
 
 // Response is an upstream response's headers.
@@ -35,7 +38,14 @@ type Response struct {
 	// SessionID is the response's mcp-session-id, if any; AnyBackendSession
 	// stands for the backend session the request carried upstream.
 	SessionID string
+	// NoBody: the headers end the response; otherwise ResponseBody
+	// follows them.
+	NoBody bool
 }
+
+// ResponseBody is the body of every upstream response a host delivers
+// (the real Envoy's capture servers answer with it too).
+const ResponseBody = `{"jsonrpc":"2.0","id":0,"result":{}}`
 
 // PathOr returns the request's :path, /mcp by default.
 func (r Request) PathOr() string {
@@ -115,6 +125,7 @@ type Reply struct {
 	ContentType string
 	Body        string
 	Details     string
+	SessionID   string // its mcp-session-id header
 }
 
 // Host runs requests through one adapter, the way its Envoy would, against
@@ -141,14 +152,26 @@ type Want struct {
 	Reply            *WantReply
 	// ResponseSessionID is the mcp-session-id the client must see.
 	ResponseSessionID string
+	// NewBackendSession: the row opens a backend session other than the
+	// one the previous rows used (a replay's); later rows' AnyBackendSession
+	// stands for it.
+	NewBackendSession bool
 }
 
-// WantReply describes a local JSON-RPC error reply.
+// WantReply describes a local reply: a JSON-RPC error, or (Text set) the
+// answer to a replayed tools/call.
 type WantReply struct {
 	Status  int
 	Code    int64
 	ID      string // raw JSON id
 	Details string
+	// ContentType is the reply's, application/json when empty.
+	ContentType string
+	// Text is the tool result's text the answer carries (then Code is 0:
+	// not an error).
+	Text string
+	// SessionID is the mcp-session-id the reply must carry, if any.
+	SessionID string
 }
 
 // Case is one row of the table.
@@ -164,6 +187,9 @@ func Run(t *testing.T, env *Env, host Host) {
 	var backendSession string
 	for _, c := range Cases(env) {
 		ok := t.Run(c.Name, func(t *testing.T) {
+			if c.Request.Before != nil {
+				c.Request.Before()
+			}
 			res := host.Do(t, c.Request)
 			backendSession = check(t, env, c, res, backendSession)
 		})
@@ -207,18 +233,7 @@ func check(t *testing.T, env *Env, c Case, res Result, backendSession string) st
 		}
 	}
 	if w.Continued {
-		body := w.Body
-		if body == "" {
-			body = c.Request.Body
-		}
-		if res.Body != body {
-			t.Errorf("body = %q\nwant   %q", res.Body, body)
-		}
-		if w.Body != "" {
-			if cl := res.Headers["content-length"]; len(cl) != 1 || cl[0] != strconv.Itoa(len(body)) {
-				t.Errorf("content-length = %q, want %d", cl, len(body))
-			}
-		}
+		checkBody(t, c, res)
 	}
 	if res.RouteCacheClears == Unobservable {
 		t.Logf("relaxed: route cache clears not observable on this host (want %d)", w.RouteCacheClears)
@@ -226,12 +241,49 @@ func check(t *testing.T, env *Env, c Case, res Result, backendSession string) st
 		t.Errorf("route cache cleared %d times, want %d", res.RouteCacheClears, w.RouteCacheClears)
 	}
 	checkReply(t, w.Reply, res.Replies)
+	if w.NewBackendSession {
+		backendSession = newBackendSession(t, env, backendSession)
+	}
 	if w.ResponseSessionID != "" {
 		if got := res.ResponseHeaders["mcp-session-id"]; len(got) != 1 || got[0] != w.ResponseSessionID {
 			t.Errorf("response mcp-session-id = %q, want [%q]", got, w.ResponseSessionID)
 		}
 	}
 	return backendSession
+}
+
+// checkBody checks the request body that continued, and its length.
+func checkBody(t *testing.T, c Case, res Result) {
+	t.Helper()
+	body := c.Want.Body
+	if body == "" {
+		body = c.Request.Body
+	}
+	if res.Body != body {
+		t.Errorf("body = %q\nwant   %q", res.Body, body)
+	}
+	if c.Want.Body != "" {
+		if cl := res.Headers["content-length"]; len(cl) != 1 || cl[0] != strconv.Itoa(len(body)) {
+			t.Errorf("content-length = %q, want %d", cl, len(body))
+		}
+	}
+}
+
+// newBackendSession waits for the backend to report a session other than
+// old, and returns it.
+func newBackendSession(t *testing.T, env *Env, old string) string {
+	t.Helper()
+	for {
+		select {
+		case id := <-env.Backend.Inits:
+			if id != old {
+				return id
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("no new backend session opened (the current one is %q)", old)
+			return old
+		}
+	}
 }
 
 func checkReply(t *testing.T, want *WantReply, got []Reply) {
@@ -246,16 +298,42 @@ func checkReply(t *testing.T, want *WantReply, got []Reply) {
 		t.Fatalf("%d local replies, want 1: %+v", len(got), got)
 	}
 	r := got[0]
-	if r.Status != want.Status || r.Details != want.Details || r.ContentType != "application/json" {
-		t.Errorf("reply %d %q %q, want %d %q application/json", r.Status, r.Details, r.ContentType,
-			want.Status, want.Details)
+	ct := want.ContentType
+	if ct == "" {
+		ct = "application/json"
 	}
-	if code := gjson.Get(r.Body, "error.code").Int(); code != want.Code {
+	if r.Status != want.Status || r.Details != want.Details || r.ContentType != ct {
+		t.Errorf("reply %d %q %q, want %d %q %q", r.Status, r.Details, r.ContentType,
+			want.Status, want.Details, ct)
+	}
+	msg := message(r.Body)
+	if code := gjson.Get(msg, "error.code").Int(); code != want.Code {
 		t.Errorf("error code %d, want %d: %s", code, want.Code, r.Body)
 	}
-	if id := gjson.Get(r.Body, "id").Raw; id != want.ID {
+	if id := gjson.Get(msg, "id").Raw; id != want.ID {
 		t.Errorf("reply id %s, want %s", id, want.ID)
 	}
+	if text := gjson.Get(msg, "result.content.0.text").Str; text != want.Text {
+		t.Errorf("result text %q, want %q: %s", text, want.Text, r.Body)
+	}
+	if want.SessionID != "" && r.SessionID != want.SessionID {
+		t.Errorf("reply mcp-session-id %q, want %q", r.SessionID, want.SessionID)
+	}
+}
+
+// message returns the JSON-RPC message of a JSON body, or the last data
+// line of an SSE body.
+func message(body string) string {
+	if !strings.HasPrefix(body, "event:") && !strings.HasPrefix(body, "id:") && !strings.HasPrefix(body, "data:") {
+		return body
+	}
+	msg := ""
+	for line := range strings.Lines(body) {
+		if d, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "data:"); ok {
+			msg = strings.TrimSpace(d)
+		}
+	}
+	return msg
 }
 
 // upstreamHost is the backend's host:port, as x-mcp-upstream-host carries it.

@@ -76,7 +76,8 @@ type Reply struct {
 	Details     string
 	ContentType string
 	FromEncoder bool
-	Panic       bool // the shim's reply to a panic that escaped the plugin
+	Panic       bool   // the shim's reply to a panic that escaped the plugin
+	SessionID   string // its mcp-session-id header
 }
 
 // Snapshot is a stream's state in the fake Envoy.
@@ -114,7 +115,7 @@ func (s *Stream) Dump() *Snapshot {
 			snap.DownstreamHeaders = f[1] == "1"
 		case "reply":
 			snap.Replies = append(snap.Replies, Reply{Status: atoi(f[1]), Body: unhex(f[2]), Details: unhex(f[3]),
-				ContentType: unhex(f[4]), FromEncoder: f[5] == "1", Panic: f[6] == "1"})
+				ContentType: unhex(f[4]), FromEncoder: f[5] == "1", Panic: f[6] == "1", SessionID: unhex(f[7])})
 		case "clears":
 			snap.RouteCacheClears = atoi(f[1])
 		case "continues":

@@ -109,6 +109,9 @@ static CAPIStatus local_reply(pstate* p, int code, const char* body, size_t blen
     if (hs[i].n == 12 && memcmp(hs[i].p, "content-type", 12) == 0 && hs[i + 1].n > 0) {
       b_set(&w->r.ctype, hs[i + 1].p, (size_t)hs[i + 1].n);
     }
+    if (hs[i].n == 14 && memcmp(hs[i].p, "mcp-session-id", 14) == 0 && hs[i + 1].n > 0) {
+      b_set(&w->r.sid, hs[i + 1].p, (size_t)hs[i + 1].n);
+    }
   }
   enqueue(p->st, w);
   return CAPIOK;

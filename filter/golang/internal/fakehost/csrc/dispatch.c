@@ -147,6 +147,7 @@ void run_posted(stream* st) {
     b_free(&w->r.body);
     b_free(&w->r.details);
     b_free(&w->r.ctype);
+    b_free(&w->r.sid);
     free(w);
   }
 }

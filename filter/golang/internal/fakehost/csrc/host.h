@@ -74,7 +74,7 @@ typedef struct pstate {
 
 typedef struct {
   int status;
-  bytes body, details, ctype;
+  bytes body, details, ctype, sid; // sid: the mcp-session-id header
   int from_encoder, panic;
 } reply;
 

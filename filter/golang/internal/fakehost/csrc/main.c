@@ -127,7 +127,9 @@ static void dump(stream* st) {
     hex_out(r->body.p, r->body.n);
     hex_out(r->details.p, r->details.n);
     hex_out(r->ctype.p, r->ctype.n);
-    printf(" %d %d\n", r->from_encoder, r->panic);
+    printf(" %d %d", r->from_encoder, r->panic);
+    hex_out(r->sid.p, r->sid.n);
+    printf("\n");
   }
   printf("clears %d\ncontinues %d\nfinalized %d\n", st->route_clears, st->continues,
          atomic_load(&st->finalized));
