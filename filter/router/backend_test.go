@@ -158,10 +158,17 @@ func send(t *testing.T, r *Router, gateway, version, body string) result {
 	defer s.Release()
 	h := post(gateway, []byte(body))
 	h.ProtocolVersion = version
-	if ha := s.RequestHeaders(h); ha != HeadersBuffer {
+	var res result
+	switch ha := s.RequestHeaders(h); ha {
+	case HeadersReply: // e.g. a session that is over
+		res.action = Reply
+		status, reply := s.Reply()
+		res.status, res.body = status, string(reply)
+		return res
+	case HeadersBuffer:
+	default:
 		t.Fatalf("headers action %s", headersActions[ha])
 	}
-	var res result
 	res.action = s.RequestBody([]byte(body))
 	if res.action == OpenSession {
 		res.action = s.OpenSession(t.Context())

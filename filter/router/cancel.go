@@ -29,7 +29,7 @@ import (
 // true when it routed the notification (a relay id); otherwise the
 // notification goes on to the broker.
 func (s *Stream) cancel(json string) bool {
-	if s.gateway == "" || s.noVirtual || !s.t.codec.Valid(s.gateway) {
+	if s.gateway == "" || s.noVirtual || !s.live() {
 		return false
 	}
 	req := gjson.Get(json, "params.requestId")

@@ -39,6 +39,7 @@ const (
 	RejectNotInVirtualServer             // the selected virtual server does not offer the tool (or any prompt)
 	RejectOrigin                         // Origin header present and not allowed (DNS rebinding)
 	RejectHeaderMismatch                 // stateless era: Mcp-Method/Mcp-Name (or MCP-Protocol-Version) missing or not the body's
+	RejectInternalPath                   // the path names an internal endpoint of the broker (config.IsInternalPath)
 	numRejections
 )
 
@@ -75,6 +76,9 @@ var rejections = [numRejections]rejectionInfo{
 	// MCP 2026-07-28: an intermediary that reads the body must refuse a
 	// request whose standard headers disagree with it.
 	RejectHeaderMismatch: {"header_mismatch", 400, CodeHeaderMismatch, "Bad Request: Mcp-Method, Mcp-Name and MCP-Protocol-Version headers are required and must match the body"},
+	// Not the broker's 404 for an unknown session: the path is not an MCP
+	// endpoint at all.
+	RejectInternalPath: {"internal_path", 404, CodeInvalidRequest, "Not found"},
 }
 
 // String returns the rejection's stable metric/log name.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,12 @@ type Router struct {
 	table    atomic.Pointer[table]
 	sessions *Sessions
 	init     *initializer
+	revoked  *revocations // terminated sessions (revocation.go)
 	Metrics  Metrics
+
+	mu       sync.Mutex // guards follower and closed; Apply and Close
+	follower *follower  // the broker's revocation feed, nil without brokerURL
+	closed   bool
 }
 
 // New returns a Router with no configuration; until Apply is called every
@@ -49,16 +55,24 @@ func New(opts Options) *Router {
 	if client == nil {
 		client = defaultHTTPClient()
 	}
-	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions)}
+	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions), revoked: newRevocations()}
 	r.init = &initializer{client: client, log: log}
 	return r
 }
 
 // Apply compiles c and makes it the active configuration. Credentials and
-// the session key are resolved here, once, not per request. On error the
-// previous configuration stays active.
+// the session keys are resolved here, not per request: config.Watch calls
+// Apply again when one of them resolves differently, and the calls routed
+// (and backend sessions opened) after that use the new values. A session
+// key that changed keeps verifying for gateway.sessionKeyGracePeriod. Apply
+// starts (or moves) the revocation feed follower when the config names the
+// broker. On error the previous configuration stays active.
 func (r *Router) Apply(c *config.Config) error {
-	t, err := compile(c)
+	var prev *sessionid.Codec
+	if old := r.table.Load(); old != nil {
+		prev = old.codec
+	}
+	t, err := compile(c, prev)
 	if err != nil {
 		return err
 	}
@@ -66,6 +80,7 @@ func (r *Router) Apply(c *config.Config) error {
 	// Backend sessions of removed or moved servers are not purged here: a
 	// stale one answers 404 and is then invalidated like any lost session.
 	r.table.Store(t)
+	r.follow(c.Gateway.BrokerURL)
 	r.log.Info("router config applied", "servers", len(t.servers), "virtualServers", len(t.virtual))
 	return nil
 }
@@ -122,28 +137,34 @@ type table struct {
 	prefixLens []int                  // distinct prefix lengths, longest first
 	virtual    map[string]*virtualServer
 	codec      *sessionid.Codec
-	maxBody    int
+	// maxLifetime is gateway.sessionMaxLifetime in seconds.
+	maxLifetime int64
+	maxBody     int
 	// origins are the allowed Origin values; nil allows loopback origins
 	// only (see originAllowed).
 	origins map[string]struct{}
 }
 
-func compile(c *config.Config) (*table, error) {
-	key, err := c.Gateway.SessionKey.Resolve()
+// compile builds the table of c; prev is the codec of the table it
+// replaces (nil for the first), whose current key the new codec keeps for
+// the grace period if the key changed.
+func compile(c *config.Config, prev *sessionid.Codec) (*table, error) {
+	current, previous, err := c.Gateway.SessionKeys()
 	if err != nil {
-		return nil, fmt.Errorf("gateway.sessionKey: %w", err)
+		return nil, err
 	}
-	codec, err := sessionid.New([]byte(key))
+	codec, err := prev.Rotate(time.Now(), c.Gateway.KeyGracePeriod(), current, previous...)
 	if err != nil {
 		return nil, fmt.Errorf("gateway.sessionKey: %w", err)
 	}
 	t := &table{
-		byName:   make(map[string]*Server, len(c.Servers)),
-		byPrefix: make(map[string]*Server, len(c.Servers)),
-		aliases:  map[string]aliasTarget{},
-		virtual:  make(map[string]*virtualServer, len(c.VirtualServers)),
-		codec:    codec,
-		maxBody:  c.Gateway.MaxRequestBodyBytes,
+		byName:      make(map[string]*Server, len(c.Servers)),
+		byPrefix:    make(map[string]*Server, len(c.Servers)),
+		aliases:     map[string]aliasTarget{},
+		virtual:     make(map[string]*virtualServer, len(c.VirtualServers)),
+		codec:       codec,
+		maxLifetime: int64(c.Gateway.MaxLifetime() / time.Second),
+		maxBody:     c.Gateway.MaxRequestBodyBytes,
 	}
 	if len(c.Gateway.AllowedOrigins) > 0 {
 		t.origins = make(map[string]struct{}, len(c.Gateway.AllowedOrigins))
@@ -222,4 +243,9 @@ type Metrics struct {
 	CancelsRelayed  atomic.Int64 // client cancellations sent to backends
 	StreamsResumed  atomic.Int64 // SSE streams resumed on a backend (Last-Event-ID)
 	Rejected        [numRejections]atomic.Int64
+
+	// Session termination (revocation.go, follow.go).
+	RevocationsApplied   atomic.Int64 // terminated sessions learned of: DELETEs forwarded, the broker's feed
+	RevocationFeedErrors atomic.Int64 // failed polls of the broker's revocation feed
+	BrokerRestarts       atomic.Int64 // new broker epochs seen on the feed (not counting the first)
 }

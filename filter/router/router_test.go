@@ -163,7 +163,7 @@ func TestLookup(t *testing.T) {
 			c.Servers = append(c.Servers, config.Server{Name: "s:" + p, URL: "http://h/", Hostname: "h", Prefix: p})
 		}
 		t.Setenv(testKeyEnv, testKey)
-		tb, err := compile(c)
+		tb, err := compile(c, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +235,7 @@ func TestRejectionTable(t *testing.T) {
 
 func TestApply(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	sess := codec(t).Mint()
+	sess := codec(t).Mint("")
 	r.Sessions().Put(sess, "tools/everything", "b1")
 	decide := func() Action {
 		t.Helper()
@@ -258,7 +258,7 @@ func TestApply(t *testing.T) {
 		{"unset key", func(c *config.Config) { c.Gateway.SessionKey.Env = "MCPGW_UNSET_VAR" },
 			`gateway.sessionKey: environment variable "MCPGW_UNSET_VAR" is not set`},
 		{"short key", func(c *config.Config) { c.Gateway.SessionKey.Env = testTokenEnv },
-			"gateway.sessionKey: session key must be at least 32 bytes"},
+			"gateway.sessionKey: must be at least 32 bytes"},
 		{"credential", func(c *config.Config) { c.Servers[1].Credential.Env = "MCPGW_UNSET_VAR" },
 			`servers[1].credential: environment variable "MCPGW_UNSET_VAR" is not set`},
 	}
@@ -282,7 +282,7 @@ func TestApply(t *testing.T) {
 // A Stream keeps the table it started with while Apply swaps in another.
 func TestApplyDuringStream(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	sess := codec(t).Mint()
+	sess := codec(t).Mint("")
 	r.Sessions().Put(sess, "default/github", "b1")
 	s := r.NewStream()
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"gh_x"}}`)
@@ -317,7 +317,7 @@ func TestApplyResizesSessions(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	sess := codec(t).Mint()
+	sess := codec(t).Mint("")
 	r.Sessions().Put(sess, "default/weather", "b1")
 	for _, body := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
@@ -339,7 +339,7 @@ func TestMetrics(t *testing.T) {
 
 func TestToolNameValidity(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "default/weather", "b")
 	r.Sessions().Put(gw, "tools/everything", "b")
 	tests := []struct {
@@ -401,7 +401,7 @@ func TestInternVersion(t *testing.T) {
 func TestHotPathAllocations(t *testing.T) {
 	testenv.SkipUnderRace(t)
 	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "default/weather", "backend-1")
 	for _, tc := range []struct {
 		path string
