@@ -147,21 +147,33 @@ func WriteSessionKey(path string) error {
 	return os.WriteFile(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600)
 }
 
+// ListenBroker listens on a free loopback port for the broker, so that the
+// config can name it (gateway.brokerURL: BrokerURL(ln)) before the stack
+// starts; pass it as StackOptions.BrokerListener.
+func ListenBroker() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// BrokerURL is the base URL of a broker serving on ln, as the config's
+// gateway.brokerURL names it.
+func BrokerURL(ln net.Listener) string { return "http://" + ln.Addr().String() }
+
 // WriteConfig writes a config file with the given servers, using the
 // session key file next to it (created if missing), atomically (write to a
 // temporary file, then rename), as a careful writer would.
 func WriteConfig(path string, servers []config.Server) error {
+	return WriteGatewayConfig(path, config.Gateway{}, servers)
+}
+
+// WriteGatewayConfig is WriteConfig with gateway settings (such as
+// BrokerURL); its session key is always the file next to the config.
+func WriteGatewayConfig(path string, gw config.Gateway, servers []config.Server) error {
 	keyFile := filepath.Join(filepath.Dir(path), "session.key")
 	if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
 		if err := WriteSessionKey(keyFile); err != nil {
 			return err
 		}
 	}
-	c := config.Config{
-		Version: config.Version,
-		Gateway: config.Gateway{SessionKey: config.SecretRef{File: "session.key"}},
-		Servers: servers,
-	}
+	gw.SessionKey = config.SecretRef{File: "session.key"}
+	c := config.Config{Version: config.Version, Gateway: gw, Servers: servers}
 	b, err := yaml.Marshal(c)
 	if err != nil {
 		return err
