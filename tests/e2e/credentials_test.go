@@ -2,51 +2,14 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/tests/mcptest"
 )
-
-// initializes records the credential of each initialize a backend gets,
-// by the client that sent it (clientInfo.name: the router's backend
-// sessions are "mcpgw-router").
-type initializes struct {
-	mu  sync.Mutex
-	got map[string][]string // client name -> Authorization values in order
-}
-
-func (i *initializes) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
-			body, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			var msg struct {
-				Method string
-				Params struct{ ClientInfo struct{ Name string } }
-			}
-			if json.Unmarshal(body, &msg) == nil && msg.Method == "initialize" {
-				i.mu.Lock()
-				i.got[msg.Params.ClientInfo.Name] = append(i.got[msg.Params.ClientInfo.Name], r.Header.Get("Authorization"))
-				i.mu.Unlock()
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (i *initializes) of(client string) []string {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return append([]string(nil), i.got[client]...)
-}
 
 // TestCredentialRotation: a backend credential file rewritten in place
 // (the config file untouched, as the controller leaves it when only a
@@ -56,8 +19,8 @@ func TestCredentialRotation(t *testing.T) {
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
 	writeAtomically(t, token, "Bearer one\n")
-	seen := &initializes{got: map[string][]string{}}
-	echo := &backend{name: "echo", prefix: "echo_", srv: mcptest.NewEchoServer("echo"), wrap: seen.wrap,
+	seen := &mcptest.Initializes{}
+	echo := &backend{name: "echo", prefix: "echo_", srv: mcptest.NewEchoServer("echo"), wrap: seen.Wrap,
 		credential: &config.Credential{SecretRef: config.SecretRef{File: token}}}
 	e := startEnv(t, echo)
 	ctx := t.Context()
@@ -66,7 +29,7 @@ func TestCredentialRotation(t *testing.T) {
 	if got := callText(ctx, t, first, "echo_whoami", nil); got != "echo" {
 		t.Fatalf("echo_whoami = %q", got)
 	}
-	if got := seen.of("mcpgw-router"); len(got) != 1 || got[0] != "Bearer one" {
+	if got := seen.Of(mcptest.RouterClient); len(got) != 1 || got[0] != "Bearer one" {
 		t.Fatalf("the router's backend session initialized with %q, want [Bearer one]", got)
 	}
 	config0, err := os.ReadFile(e.configPath)
@@ -82,7 +45,7 @@ func TestCredentialRotation(t *testing.T) {
 	if got := callText(ctx, t, second, "echo_whoami", nil); got != "echo" {
 		t.Fatalf("echo_whoami = %q", got)
 	}
-	if got := seen.of("mcpgw-router"); len(got) != 2 || got[1] != "Bearer two" {
+	if got := seen.Of(mcptest.RouterClient); len(got) != 2 || got[1] != "Bearer two" {
 		t.Errorf("the router's backend sessions initialized with %q, want [Bearer one, Bearer two]", got)
 	}
 	if config1, _ := os.ReadFile(e.configPath); !bytes.Equal(config0, config1) {
