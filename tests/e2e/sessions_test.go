@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/tests/harness"
 	"github.com/mcpgw/mcpgw/tests/mcptest"
 )
@@ -69,6 +72,34 @@ func TestSessionTermination(t *testing.T) {
 			t.Errorf("routed call after DELETE: HTTP %d code %d, want 404 -32600", status, code)
 		}
 	})
+}
+
+// TestRevocationFeedNotReachable: the broker's revocation feed is for the
+// routers, never for clients: through Envoy its path gets 404 however it is
+// spelled, while the broker itself serves it.
+func TestRevocationFeedNotReachable(t *testing.T) {
+	e := startEnv(t, &backend{name: "echo", prefix: "echo_", srv: mcptest.NewEchoServer("echo")})
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	const q = "?wait=0"
+	if status, body := get("http://" + e.stack.BrokerAddr + config.RevocationsPath + q); status != 200 || !strings.Contains(body, `"epoch"`) {
+		t.Fatalf("the broker's own feed: HTTP %d %s", status, body)
+	}
+	base := strings.TrimSuffix(e.stack.URL(), config.EndpointPath)
+	for _, p := range []string{config.RevocationsPath, "/mcp/../.mcpgw/v1/revocations", "/mcp/%2E%2E/.mcpgw/v1/revocations",
+		"/%2Emcpgw/v1/revocations", "/mcp/..%2F.mcpgw/v1/revocations"} {
+		if status, body := get(base + p + q); status != 404 || strings.Contains(body, `"epoch"`) {
+			t.Errorf("GET %s through Envoy: HTTP %d %s, want 404", p, status, body)
+		}
+	}
 }
 
 // waitRouterCounter waits until the router's counter (as Envoy exports it)
