@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -94,16 +93,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	// A fixed address, so that the config can name it (gateway.brokerURL:
-	// the router follows the broker's revocation feed there).
-	brokerLn, err := net.Listen("tcp", o.brokerAddr)
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
 	stack, err := harness.StartStack(ctx, harness.StackOptions{
 		Root: root, EnvoyBinary: o.envoy, ModuleDir: o.moduleDir,
 		ConfigPath: o.config, WorkDir: o.workDir, Port: o.port,
-		EnvoyLogLevel: "warn", EnvoyOutput: os.Stderr, Logger: log, BrokerListener: brokerLn,
+		EnvoyLogLevel: "warn", EnvoyOutput: os.Stderr, Logger: log,
+		// A fixed address, so that the config can name it (gateway.brokerURL:
+		// the router follows the broker's revocation feed there).
+		BrokerAddr: o.brokerAddr,
 	})
 	if err != nil {
 		return err

@@ -159,14 +159,7 @@ func send(t *testing.T, r *Router, gateway, version, body string) result {
 	h := post(gateway, []byte(body))
 	h.ProtocolVersion = version
 	var res result
-	switch ha := s.RequestHeaders(h); ha {
-	case HeadersReply: // e.g. a session that is over
-		res.action = Reply
-		status, reply := s.Reply()
-		res.status, res.body = status, string(reply)
-		return res
-	case HeadersBuffer:
-	default:
+	if ha := s.RequestHeaders(h); ha != HeadersBuffer {
 		t.Fatalf("headers action %s", headersActions[ha])
 	}
 	res.action = s.RequestBody([]byte(body))

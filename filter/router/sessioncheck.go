@@ -3,6 +3,8 @@ package router
 import (
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/mcpgw/mcpgw/filter/sessionid"
 )
 
@@ -40,6 +42,16 @@ const anonymous = ""
 
 // live reports whether the request names a live gateway session.
 func (s *Stream) live() bool { return s.session == sessionLive }
+
+// rejectEnded refuses a message naming a session that is over (404, as for
+// an unknown session), echoing the message's id if it has a valid one.
+func (s *Stream) rejectEnded(m *message) Action {
+	if m.kind == '{' && !m.ambiguous && m.jsonrpc.Str == "2.0" &&
+		(m.id.Type == gjson.String || m.id.Type == gjson.Number) {
+		s.keepID(m.id.Raw)
+	}
+	return s.rejectBody(RejectUnknownSession)
+}
 
 // minted reports whether id (a new session's, from the broker's answer to
 // an initialize) is signed by a key of the ring.

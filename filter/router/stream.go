@@ -306,10 +306,10 @@ func (s *Stream) RequestBody(body []byte) Action {
 	if !ok {
 		return s.rejectBody(RejectParse)
 	}
-	json := unsafe.String(unsafe.SliceData(body), len(body)) // zero-copy view for gjson
-	if m.kind == '[' && s.session == sessionEnded {
-		return s.rejectBody(RejectUnknownSession)
+	if s.session == sessionEnded {
+		return s.rejectEnded(&m)
 	}
+	json := unsafe.String(unsafe.SliceData(body), len(body)) // zero-copy view for gjson
 	if m.kind == '[' {
 		if !batchAllowed(s.protocolVersion) {
 			return s.rejectBody(RejectBatch)
@@ -326,9 +326,6 @@ func (s *Stream) RequestBody(body []byte) Action {
 		return s.rejectBody(RejectNotJSONRPC)
 	}
 	s.keepID(id.Raw)
-	if s.session == sessionEnded {
-		return s.rejectBody(RejectUnknownSession)
-	}
 	method := m.method
 	if !method.Exists() {
 		// A response to a server-to-client request: a backend's if its id

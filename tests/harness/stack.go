@@ -40,10 +40,12 @@ type StackOptions struct {
 	EnvoyOutput   io.Writer
 	Logger        *slog.Logger // broker logs; nil discards
 	// BrokerListener, if set, is where the broker serves (the stack takes
-	// it over); by default it listens on a free loopback port. A caller
-	// that must know the broker's address before the stack starts (e.g. a
-	// controller polling its /status) listens first.
+	// it over); else it listens on BrokerAddr, by default a free loopback
+	// port. A caller that must know the broker's address before the stack
+	// starts (e.g. a controller polling its /status, or a config naming it
+	// as gateway.brokerURL) listens first (ListenBroker) or fixes it.
 	BrokerListener net.Listener
+	BrokerAddr     string
 }
 
 // Stack is a running gateway.
@@ -70,9 +72,12 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 	s := &Stack{cancel: cancel, brokerDone: make(chan error, 1)}
 	ln := o.BrokerListener
 	if ln == nil {
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		if o.BrokerAddr == "" {
+			o.BrokerAddr = "127.0.0.1:0"
+		}
+		if ln, err = net.Listen("tcp", o.BrokerAddr); err != nil {
 			cancel()
-			return nil, err
+			return nil, fmt.Errorf("broker: %w", err)
 		}
 	}
 	s.BrokerAddr = ln.Addr().String()
