@@ -33,9 +33,9 @@ type options struct {
 	port       int
 	brokerAddr string
 	config     string
-	moduleDir string
-	envoy     string
-	workDir   string
+	moduleDir  string
+	envoy      string
+	workDir    string
 }
 
 func main() {
