@@ -174,8 +174,8 @@ func (c *Codec) add(secret string, until int64) {
 	c.keys = append(c.keys, k)
 }
 
-// Keys returns the number of keys that verify (at the time of the call).
-func (c *Codec) Keys() int {
+// verifying returns the number of keys that verify at the time of the call.
+func (c *Codec) verifying() int {
 	now := time.Now().UnixNano()
 	n := 0
 	for _, k := range c.keys {

@@ -173,16 +173,16 @@ func TestRotateGrace(t *testing.T) {
 	if _, ok := again.Verify(id, ""); !ok {
 		t.Fatal("grace key lost on a rotation that kept the current key")
 	}
-	if again.Keys() != 2 {
-		t.Fatalf("Keys = %d, want 2", again.Keys())
+	if again.verifying() != 2 {
+		t.Fatalf("%d keys verify, want 2", again.verifying())
 	}
 	// Past the end: a grace that ended in the past.
 	ended, _ := oldC.Rotate(now.Add(-2*time.Hour), time.Hour, other)
 	if _, ok := ended.Verify(id, ""); ok {
 		t.Fatal("old key verifies after its grace period")
 	}
-	if ended.Keys() != 1 {
-		t.Fatalf("Keys = %d, want 1", ended.Keys())
+	if ended.verifying() != 1 {
+		t.Fatalf("%d keys verify, want 1", ended.verifying())
 	}
 	later, _ := ended.Rotate(now, time.Hour, other)
 	if _, ok := later.Verify(id, ""); ok {
