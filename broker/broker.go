@@ -36,6 +36,7 @@
 package broker
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,9 +93,15 @@ type Broker struct {
 	watch   atomic.Pointer[config.WatchStats]
 	metrics metrics
 
+	// revocations is the feed of terminated sessions (revocations.go);
+	// lifetime is gateway.sessionMaxLifetime.
+	revocations *revocationLog
+	lifetime    atomic.Int64
+
 	mu       sync.Mutex
 	closed   bool
-	key      string // the resolved session key, to notice rotations
+	key      string   // the resolved session key, to notice a change
+	ring     [32]byte // a digest of the whole resolved key ring
 	backends map[string]*backend
 	reg      *registry
 	closing  sync.WaitGroup // upstreams and sessions being closed in the background
@@ -110,8 +117,8 @@ type Broker struct {
 	watched  map[*mcp.ServerSession]struct{} // subscribers whose end is watched
 	watchers sync.WaitGroup                  // their watching goroutines
 
-	activity sessionActivity // for SessionIdleTimeout (idle.go)
-	stopReap chan struct{}   // closed by Close
+	activity  sessionActivity // for SessionIdleTimeout (idle.go)
+	stopSweep chan struct{}   // closed by Close
 }
 
 // backend is one configured server and its connection.
@@ -147,14 +154,10 @@ func New(opts Options) *Broker {
 	b.handler = b.newHandler(b.server)
 	b.reg = newRegistry(b.server, b.log, proxy{b}, func() { b.metrics.registrationFailures.Add(1) })
 	b.activity.byID = map[string]*activity{}
-	b.stopReap = make(chan struct{})
-	if opts.SessionIdleTimeout > 0 {
-		b.watchers.Add(1)
-		go func() {
-			defer b.watchers.Done()
-			b.reapIdle(b.stopReap)
-		}()
-	}
+	b.revocations = newRevocationLog(time.Now())
+	b.lifetime.Store(int64(config.DefaultSessionMaxLifetime))
+	b.stopSweep = make(chan struct{})
+	b.watchers.Go(func() { b.sweep(b.stopSweep) })
 	return b
 }
 
@@ -209,7 +212,7 @@ func (b *Broker) newHandler(srv *mcp.Server) http.Handler {
 		DisableLocalhostProtection: true,
 		Stateless:                  true,
 	})
-	tracked := b.trackActivity(stateful)
+	tracked := b.trackSessions(stateful)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isStateless(r) {
 			if isTaskRequest(r) && b.serveTask(w, r) {
@@ -233,18 +236,40 @@ func isStateless(r *http.Request) bool {
 // Server returns the broker's MCP server.
 func (b *Broker) Server() *mcp.Server { return b.server }
 
+// mintSessionID mints the id of a new client session (sessionid documents
+// the format). It is never dated before the broker started (rounded up to
+// the second), so that a router ending the sessions issued before a
+// restart (revocations.go) cannot end one of this process's.
 func (b *Broker) mintSessionID() string {
 	b.metrics.sessionsMinted.Add(1)
-	return b.codec.Load().Mint() // serveMCP ensures a codec is installed
+	issued := max(time.Now().Unix(), b.revocations.startedAt)
+	return b.codec.Load().MintAt(time.Unix(issued, 0), anonymous) // serveMCP ensures a codec is installed
+}
+
+// anonymous is the principal of every session while the gateway
+// authenticates nobody (sessionid: ids are bound to a principal).
+const anonymous = ""
+
+// sessionOver reports whether the session id is not one to serve: not
+// signed by a key of the ring, or past gateway.sessionMaxLifetime at now.
+func (b *Broker) sessionOver(codec *sessionid.Codec, id string, now time.Time) (forged, expired bool) {
+	c, ok := codec.Verify(id, anonymous)
+	if !ok {
+		return true, false
+	}
+	return false, now.Unix()-c.IssuedAt >= int64(time.Duration(b.lifetime.Load())/time.Second)
 }
 
 var errClosed = errors.New("broker is closed")
 
-// Apply reconciles the broker with cfg: it installs the session key,
-// connects new servers, drops removed ones and reconnects those whose URL or
-// credential changed. It never blocks on a backend. The servers are applied
-// even when the session key cannot be resolved, in which case the previous
-// key stays in effect and the error is returned.
+// Apply reconciles the broker with cfg: it installs the session key ring,
+// connects new servers, drops removed ones, reconnects those whose URL or
+// credential reference changed, and re-reads the credentials of the others
+// (config.Watch applies again when a secret's value changes: the new value
+// goes out with the next request, over the live connection). It never
+// blocks on a backend. The servers are applied even when the session keys
+// cannot be resolved, in which case the previous ring stays in effect and
+// the error is returned.
 func (b *Broker) Apply(cfg *config.Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -252,7 +277,8 @@ func (b *Broker) Apply(cfg *config.Config) error {
 		return errClosed
 	}
 	b.metrics.configApplies.Add(1)
-	keyErr := b.applyKeyLocked(cfg.Gateway.SessionKey)
+	keyErr := b.applyKeyLocked(cfg.Gateway)
+	b.lifetime.Store(int64(cfg.Gateway.MaxLifetime()))
 	want := map[string]config.Server{}
 	for _, s := range cfg.Servers {
 		want[s.Name] = s
@@ -263,6 +289,9 @@ func (b *Broker) Apply(cfg *config.Config) error {
 		s, keep := want[name]
 		if keep && sameConnection(be.cfg, s) {
 			be.cfg = s // e.g. a new hostname, which only the router uses
+			if err := be.up.RefreshCredential(); err != nil {
+				b.log.Error("credential not re-read; the last value stays in use", "server", name, "error", err)
+			}
 			continue
 		}
 		if keep {
@@ -294,40 +323,58 @@ func sameConnection(a, b config.Server) bool {
 	return *a.Credential == *b.Credential
 }
 
-// applyKeyLocked installs a new codec when the key changed, and closes the
-// client sessions whose ids the new key no longer vouches for: the router
-// already rejects them, so they could only linger.
-func (b *Broker) applyKeyLocked(ref config.SecretRef) error {
-	key, err := ref.Resolve()
+// applyKeyLocked installs the codec of g's key ring when the ring changed.
+// An old session key that is no longer in the ring keeps verifying for
+// gateway.sessionKeyGracePeriod; the sessions whose ids the new ring does
+// not vouch for (no grace) are closed, since the router rejects them
+// already, and the sweep (idle.go) closes those of a grace that ends.
+func (b *Broker) applyKeyLocked(g config.Gateway) error {
+	current, previous, err := g.SessionKeys()
 	if err != nil {
-		return fmt.Errorf("gateway.sessionKey: %w", err)
+		return err
 	}
-	if key == b.key {
+	ring := ringDigest(current, previous)
+	if ring == b.ring {
 		return nil
 	}
-	codec, err := sessionid.New([]byte(key))
+	old := b.codec.Load()
+	codec, err := old.Rotate(time.Now(), g.KeyGracePeriod(), current, previous...)
 	if err != nil {
 		return fmt.Errorf("gateway.sessionKey: %w", err)
 	}
-	rotated := b.key != ""
-	b.key = key
+	changed := old != nil && string(current) != b.key
+	b.key, b.ring = string(current), ring
 	b.codec.Store(codec)
-	if rotated {
-		b.log.Info("session key rotated; closing sessions signed with the old key")
-		// In the background: Close waits for the session's requests in
-		// flight, and a proxied one may be waiting for b.mu.
-		servers := b.serversLocked()
-		b.closing.Go(func() {
-			for _, srv := range servers {
-				for ss := range srv.Sessions() {
-					if !codec.Valid(ss.ID()) {
-						ss.Close()
-					}
+	if old == nil {
+		return nil
+	}
+	if changed {
+		b.log.Info("session key changed: new sessions get ids of the new key", "gracePeriod", g.KeyGracePeriod())
+	}
+	// In the background: Close waits for the session's requests in
+	// flight, and a proxied one may be waiting for b.mu.
+	servers := b.serversLocked()
+	b.closing.Go(func() {
+		for _, srv := range servers {
+			for ss := range srv.Sessions() {
+				if _, ok := codec.Verify(ss.ID(), anonymous); !ok {
+					ss.Close()
 				}
 			}
-		})
-	}
+		}
+	})
 	return nil
+}
+
+// ringDigest identifies a key ring without keeping it.
+func ringDigest(current []byte, previous [][]byte) [32]byte {
+	h := sha256.New()
+	for _, k := range append([][]byte{current}, previous...) {
+		fmt.Fprintf(h, "%d:%s", len(k), k)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // addLocked connects a new backend; subs are resource URIs to subscribe to
@@ -389,7 +436,8 @@ func (b *Broker) Close() error {
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true
-		close(b.stopReap)
+		close(b.stopSweep)
+		b.revocations.stop()
 		for _, be := range b.backends {
 			b.removeLocked(be)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/mcpgw/mcpgw/filter/config"
 )
@@ -12,8 +13,10 @@ import (
 const sessionIDHeader = "Mcp-Session-Id"
 
 // Handler returns the broker's HTTP handler: /mcp (the MCP endpoint),
-// /mcp/<name> (the virtual server <name>), GET /status, GET /healthz and
-// GET /metrics.
+// /mcp/<name> (the virtual server <name>), GET /status, GET /healthz, GET
+// /metrics and the routers' revocation feed (config.RevocationsPath). Only
+// /mcp and below are for clients: Envoy routes nothing else to the broker,
+// and the router refuses the feed's path.
 func (b *Broker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(config.EndpointPath, func(w http.ResponseWriter, r *http.Request) { b.serveMCP(w, r, b.handler) })
@@ -21,11 +24,13 @@ func (b *Broker) Handler() http.Handler {
 	mux.HandleFunc("GET /status", b.serveStatus)
 	mux.HandleFunc("GET /healthz", b.serveHealthz)
 	mux.HandleFunc("GET /metrics", b.serveMetrics)
+	mux.HandleFunc("GET "+config.RevocationsPath, b.serveRevocations)
 	return mux
 }
 
-// serveMCP rejects forged session ids before the go-sdk handler sees them.
-// The go-sdk already answers 404 to any id it does not know; checking the
+// serveMCP rejects forged session ids, and those past
+// gateway.sessionMaxLifetime, before the go-sdk handler sees them. The
+// go-sdk already answers 404 to any id it does not know; checking the
 // signature first keeps forged ids off its session table lock and makes
 // them countable. Ids that are genuine but unknown (e.g. minted before a
 // broker restart) still get the go-sdk's 404, which tells the client to
@@ -36,10 +41,17 @@ func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request, h http.Handler
 		http.Error(w, "broker has no configuration yet", http.StatusServiceUnavailable)
 		return
 	}
-	if id := r.Header.Get(sessionIDHeader); id != "" && !codec.Valid(id) {
-		b.metrics.sessionsRejected.Add(1)
-		http.Error(w, "session not found", http.StatusNotFound)
-		return
+	if id := r.Header.Get(sessionIDHeader); id != "" {
+		forged, expired := b.sessionOver(codec, id, time.Now())
+		if forged || expired {
+			if forged {
+				b.metrics.sessionsRejected.Add(1)
+			} else {
+				b.metrics.sessionsOver.Add(1)
+			}
+			http.Error(w, "session not found", http.StatusNotFound)
+			return
+		}
 	}
 	h.ServeHTTP(w, r)
 }

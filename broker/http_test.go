@@ -52,9 +52,9 @@ func TestForgedOrUnknownSessionIDIs404(t *testing.T) {
 	}
 	for name, id := range map[string]string{
 		"garbage":           "not-a-session",
-		"signed-by-another": other.Mint(),
+		"signed-by-another": other.Mint(""),
 		"tampered":          c.ID()[:len(c.ID())-2] + "AA",
-		"genuine-unknown":   mine.Mint(), // e.g. minted before a broker restart
+		"genuine-unknown":   mine.Mint(""), // e.g. minted before a broker restart
 	} {
 		if resp := post(t, h.url, id, listTools); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: status %d, want 404", name, resp.StatusCode)

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // Idle client sessions.
@@ -18,8 +16,9 @@ import (
 // timeout counts only POSTs), because a client holding one is plainly
 // there, although its calls go to backends through Envoy and never reach
 // the broker. A client without one whose only traffic is routed calls
-// loses its broker session after the timeout; its next request to the
-// broker gets 404, and it starts a new session, as MCP clients must.
+// loses its broker session after the timeout; the session goes on the
+// revocation feed (revocations.go), so its next request gets 404, routed
+// calls too, and it starts a new session, as MCP clients must.
 
 // DefaultSessionIdleTimeout is mcpgw-broker's -session-idle-timeout.
 const DefaultSessionIdleTimeout = 30 * time.Minute
@@ -85,54 +84,109 @@ func (a *sessionActivity) forget(live map[string]bool) {
 	}
 }
 
-// trackActivity wraps the session-era handler to record activity.
-func (b *Broker) trackActivity(next http.Handler) http.Handler {
-	if b.opts.SessionIdleTimeout <= 0 {
-		return next
-	}
+// trackSessions wraps a session-era handler: it records the activity of
+// sessions (for SessionIdleTimeout) and the DELETEs that end one, which go
+// on the revocation feed (revocations.go).
+func (b *Broker) trackSessions(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if id := r.Header.Get(sessionIDHeader); id != "" {
+		id := r.Header.Get(sessionIDHeader)
+		switch {
+		case id == "":
+		case r.Method == http.MethodDelete:
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r)
+			if sw.status == http.StatusNoContent {
+				b.revocations.add(id)
+				b.metrics.sessionsDeleted.Add(1)
+			}
+			return
+		case b.opts.SessionIdleTimeout > 0:
 			defer b.activity.begin(id, r.Method == http.MethodGet)()
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// reapIdle closes idle sessions every quarter of the timeout until done.
-func (b *Broker) reapIdle(done <-chan struct{}) {
-	timeout := b.opts.SessionIdleTimeout
-	tick := time.NewTicker(max(timeout/4, 10*time.Millisecond))
+// statusWriter records the status of a response (the go-sdk answers a
+// DELETE with 204 once the session is closed).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// maxSweepInterval is the longest wait between two sweeps.
+const maxSweepInterval = time.Minute
+
+// sweep runs sweepSessions every quarter of the idle timeout (at most
+// maxSweepInterval) until done.
+func (b *Broker) sweep(done <-chan struct{}) {
+	every := maxSweepInterval
+	if t := b.opts.SessionIdleTimeout; t > 0 {
+		every = min(max(t/4, 10*time.Millisecond), maxSweepInterval)
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-tick.C:
-			b.closeIdle(now, now.Add(-timeout))
+			b.sweepSessions(now)
 		}
 	}
 }
 
-// closeIdle closes the sessions idle since before cutoff.
-func (b *Broker) closeIdle(now, cutoff time.Time) {
+// sweepSessions closes the client sessions that are over at now: idle
+// since before now minus SessionIdleTimeout (when set), past
+// gateway.sessionMaxLifetime, or with an id no key of the ring verifies
+// any more (a grace period ended). Idle ones go on the revocation feed: the
+// routers cannot tell them from their ids, as they can the others. It also
+// prunes the feed.
+func (b *Broker) sweepSessions(now time.Time) {
 	b.mu.Lock()
 	servers := b.serversLocked()
 	b.mu.Unlock()
+	codec := b.codec.Load()
+	idleCutoff := now.Add(-b.opts.SessionIdleTimeout)
 	live := map[string]bool{}
-	var idle []*mcp.ServerSession
 	for _, srv := range servers {
 		for ss := range srv.Sessions() {
 			id := ss.ID()
 			live[id] = true
-			if b.activity.idle(id, now, cutoff) {
-				idle = append(idle, ss)
+			forged, expired := false, false
+			if codec != nil {
+				forged, expired = b.sessionOver(codec, id, now)
+			}
+			switch {
+			case forged || expired:
+				b.log.Debug("closing a client session past its lifetime or key", "session", id)
+				ss.Close()
+				b.metrics.sessionsEnded.Add(1)
+			case b.opts.SessionIdleTimeout > 0 && b.activity.idle(id, now, idleCutoff):
+				b.log.Debug("closing idle client session", "session", id)
+				ss.Close()
+				b.revocations.add(id)
+				b.metrics.sessionsExpired.Add(1)
 			}
 		}
 	}
-	for _, ss := range idle {
-		b.log.Debug("closing idle client session", "session", ss.ID())
-		ss.Close()
-		b.metrics.sessionsExpired.Add(1)
-	}
 	b.activity.forget(live)
+	b.revocations.prune(now, time.Duration(b.lifetime.Load()))
 }

@@ -26,6 +26,11 @@ type metrics struct {
 	sessionsMinted       atomic.Int64
 	sessionsRejected     atomic.Int64 // forged Mcp-Session-Id
 	sessionsExpired      atomic.Int64 // closed for idleness (idle.go)
+	sessionsDeleted      atomic.Int64 // ended by the client's DELETE
+	sessionsEnded        atomic.Int64 // closed past their lifetime or key (idle.go)
+	sessionsOver         atomic.Int64 // requests refused with 404: the id is past its lifetime
+	feedAnswers          atomic.Int64 // revocation feed answers served (revocations.go)
+	feedWaiting          atomic.Int64 // gauge: revocation feed long polls waiting
 	virtualUnknown       atomic.Int64 // requests for a virtual server not in the config
 	proxied              [numProxiedKinds]atomic.Int64
 	proxyErrors          [numProxiedKinds]atomic.Int64
@@ -41,6 +46,10 @@ func (b *Broker) writeMetrics(w io.Writer) {
 	counter(w, "mcpgw_broker_sessions_created_total", "Client sessions created (gateway session ids minted).", m.sessionsMinted.Load())
 	counter(w, "mcpgw_broker_sessions_expired_total", "Client sessions closed after SessionIdleTimeout without activity.", m.sessionsExpired.Load())
 	counter(w, "mcpgw_broker_sessions_rejected_total", "Requests rejected with 404 for a forged session id.", m.sessionsRejected.Load())
+	counter(w, "mcpgw_broker_sessions_deleted_total", "Client sessions ended by the client's DELETE.", m.sessionsDeleted.Load())
+	counter(w, "mcpgw_broker_sessions_ended_total", "Client sessions closed past gateway.sessionMaxLifetime or once their key left the ring.", m.sessionsEnded.Load())
+	counter(w, "mcpgw_broker_sessions_over_lifetime_total", "Requests rejected with 404 for a session id past gateway.sessionMaxLifetime.", m.sessionsOver.Load())
+	counter(w, "mcpgw_broker_revocation_feed_answers_total", "Answers served on the revocation feed to the routers.", m.feedAnswers.Load())
 	counter(w, "mcpgw_broker_virtual_server_not_found_total", "Requests for a virtual server the config does not have (HTTP 404).", m.virtualUnknown.Load())
 	header(w, "mcpgw_broker_proxied_requests_total", "counter", "Requests the broker proxied to a backend itself (fallback path).")
 	for k, name := range proxiedKindNames {
@@ -57,6 +66,7 @@ func (b *Broker) writeMetrics(w io.Writer) {
 	if ws := b.watch.Load(); ws != nil {
 		counter(w, "mcpgw_broker_config_reloads_total", "Config file reloads (including the first load).", ws.Reloads.Load())
 		counter(w, "mcpgw_broker_config_reload_errors_total", "Invalid or unreadable config files (last good config kept).", ws.ReloadErrors.Load())
+		counter(w, "mcpgw_broker_secret_reloads_total", "Config re-applies for a referenced secret that changed (the file unchanged).", ws.SecretReloads.Load())
 	}
 	b.writeGauges(w)
 }
@@ -94,6 +104,8 @@ func (b *Broker) writeGauges(w io.Writer) {
 		}
 	}
 	gauge(w, "mcpgw_broker_sessions", "Open client sessions (of the gateway and of its virtual servers).", int64(n))
+	gauge(w, "mcpgw_broker_revocation_feed_waiting", "Routers' long polls of the revocation feed waiting for news.", b.metrics.feedWaiting.Load())
+	gauge(w, "mcpgw_broker_revoked_sessions", "Terminated sessions on the revocation feed (kept until their lifetime ends).", int64(b.revocations.len()))
 }
 
 func header(w io.Writer, name, typ, help string) {

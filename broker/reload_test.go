@@ -83,6 +83,8 @@ func TestApplyURLChangeReconnects(t *testing.T) {
 	}
 }
 
+// A session key changed with no grace period ("0s", as after a leak):
+// the old sessions end at once.
 func TestSessionKeyRotation(t *testing.T) {
 	h := twoBackends(t)
 	c := connect(t, h.url, nil)
@@ -91,6 +93,7 @@ func TestSessionKeyRotation(t *testing.T) {
 	t.Setenv(keyEnv+"_NEW", strings.Repeat("n", 32))
 	cfg := testConfig(t)
 	cfg.Gateway.SessionKey.Env = keyEnv + "_NEW"
+	cfg.Gateway.SessionKeyGracePeriod = "0s"
 	if err := h.b.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +107,7 @@ func TestSessionKeyRotation(t *testing.T) {
 		return true
 	})
 	c2 := connect(t, h.url, nil)
-	if c2.ID() == oldID || !h.b.codec.Load().Valid(c2.ID()) {
+	if c2.ID() == oldID || !valid(h.b.codec.Load(), c2.ID()) {
 		t.Errorf("new session id %q", c2.ID())
 	}
 

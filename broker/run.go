@@ -47,6 +47,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Shutdown waits for handlers to return, and the GET streams of open
 	// sessions only return when their session closes.
 	hs.RegisterOnShutdown(b.closeSessions)
+	hs.RegisterOnShutdown(b.revocations.stop) // the routers' long polls
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	b.log.Info("broker listening", "addr", ln.Addr().String())

@@ -62,7 +62,8 @@ func (b *Broker) applyVirtualLocked(want []config.VirtualServer) {
 }
 
 // dropVirtualLocked removes a virtual server and closes its sessions in the
-// background (Close waits for their requests in flight).
+// background (Close waits for their requests in flight). They go on the
+// revocation feed, so that routed calls end with them.
 func (b *Broker) dropVirtualLocked(vs *virtualServer) {
 	delete(b.virtual, vs.cfg.Name)
 	b.reg.dropView(vs.cfg.Name)
@@ -70,6 +71,7 @@ func (b *Broker) dropVirtualLocked(vs *virtualServer) {
 	b.closing.Go(func() {
 		for ss := range vs.server.Sessions() {
 			ss.Close()
+			b.revocations.add(ss.ID())
 		}
 	})
 }

@@ -229,3 +229,24 @@ func TestOptionsServiceAddresses(t *testing.T) {
 		}
 	}
 }
+
+// The routers' broker URL (gateway.brokerURL) defaults to the status URL's
+// base; a URL that is set, or no status URL, is kept as it is.
+func TestOptionsBrokerURL(t *testing.T) {
+	for _, tc := range []struct{ set, status, want string }{
+		{"", "http://mcpgw-broker:8090/status", "http://mcpgw-broker:8090"},
+		{"", "http://broker.example/gw/status?x=1", "http://broker.example/gw"},
+		{"http://mcpgw-broker.mcpgw-system.svc:8090", "http://mcpgw-broker:8090/status", "http://mcpgw-broker.mcpgw-system.svc:8090"},
+		{"", "", ""},
+	} {
+		o := Options{Gateway: config.Gateway{BrokerURL: tc.set}, BrokerStatusURL: tc.status}
+		if got := o.gateway().BrokerURL; got != tc.want {
+			t.Errorf("broker URL %q, status URL %q: got %q, want %q", tc.set, tc.status, got, tc.want)
+		}
+	}
+	bad := Options{RestConfig: &rest.Config{}, OutputFile: "/tmp/c.yaml", CredentialsDir: "/tmp/creds",
+		Gateway: config.Gateway{SessionKey: config.SecretRef{File: "/k"}, BrokerURL: "ftp://broker"}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "gateway.brokerURL") {
+		t.Errorf("Validate() = %v, want a gateway.brokerURL error", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -53,7 +54,10 @@ type Options struct {
 	OutputFile string
 	// CredentialsDir is where the readers find credential files.
 	CredentialsDir string
-	// Gateway is copied into the config (session key reference, limits).
+	// Gateway is copied into the config (session key reference, limits,
+	// the broker's URL for the routers). An empty BrokerURL is derived from
+	// BrokerStatusURL (without its /status), which suits readers that reach
+	// the broker by the same name as the controller.
 	Gateway config.Gateway
 	// ClusterDomain is the Service DNS suffix (default cluster.local).
 	ClusterDomain string
@@ -107,7 +111,7 @@ func (o *Options) Validate() error {
 	if o.CredentialsDir == "" {
 		errs = append(errs, errors.New("the credentials directory is required"))
 	}
-	probe := config.Config{Version: config.Version, Gateway: o.Gateway}
+	probe := config.Config{Version: config.Version, Gateway: o.gateway()}
 	if err := probe.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("gateway settings: %w", err))
 	}
@@ -147,6 +151,19 @@ func validateServiceAddress(key, addr string) error {
 		return fmt.Errorf("service address of %s: %s", key, msg)
 	}
 	return nil
+}
+
+// gateway returns the gateway settings to write: Gateway, with BrokerURL
+// derived from BrokerStatusURL when unset.
+func (o *Options) gateway() config.Gateway {
+	g := o.Gateway
+	if g.BrokerURL == "" && o.BrokerStatusURL != "" {
+		if u, err := url.Parse(o.BrokerStatusURL); err == nil {
+			u.Path, u.RawPath, u.RawQuery, u.Fragment = strings.TrimSuffix(u.Path, "/status"), "", "", ""
+			g.BrokerURL = u.String()
+		}
+	}
+	return g
 }
 
 // Scheme returns a scheme with every kind the controller reads.
@@ -212,7 +229,7 @@ func Run(ctx context.Context, o Options) error {
 func newReconciler(mgr manager.Manager, o Options) *Reconciler {
 	r := &Reconciler{
 		Client: mgr.GetClient(),
-		Base: Input{Gateway: o.Gateway, CredentialsDir: o.CredentialsDir, ClusterDomain: o.ClusterDomain,
+		Base: Input{Gateway: o.gateway(), CredentialsDir: o.CredentialsDir, ClusterDomain: o.ClusterDomain,
 			ServiceAddresses: o.ServiceAddresses},
 		Resync: o.Resync,
 		Logger: o.Logger,

@@ -72,7 +72,11 @@ type SecretSink struct {
 const ManagedByLabel = "app.kubernetes.io/managed-by"
 
 // Write updates the credentials before the config, so that a config never
-// refers to a credential file its readers cannot have yet.
+// refers to a credential file its readers cannot have yet. A credential
+// whose value changed rewrites only the credentials Secret, not the config:
+// the kubelet updates the mounted files in place, and the readers' config
+// watch sees the new value on its own (it watches the secret files'
+// directories and re-resolves every reference on each resync).
 func (s *SecretSink) Write(ctx context.Context, r Rendered) (bool, error) {
 	c1, err := s.sync(ctx, s.CredentialsName, r.Credentials)
 	if err != nil {

@@ -14,8 +14,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-
-	"github.com/mcpgw/mcpgw/filter/config"
 )
 
 // handshakeVersion is the version the Upstream asks of session-era backends
@@ -47,10 +45,13 @@ func invalidf(format string, args ...any) error {
 // connect performs the handshake, validates the backend and discovers its
 // catalog. On error the session, if any, is closed.
 func (u *Upstream) connect(ctx context.Context) (*mcp.ClientSession, Catalog, error) {
-	rt, err := credentialTransport(u.base, u.srv.Credential)
-	if err != nil {
+	// Resolved afresh on each connection attempt, so that a fixed secret
+	// is picked up on reconnect; a credential that cannot be resolved makes
+	// the backend invalid.
+	if err := u.cred.resolve(); err != nil {
 		return nil, Catalog{}, err
 	}
+	var rt http.RoundTripper = u.cred.transport(u.base)
 	rt = &boundedGET{base: rt, life: ctx, timeout: u.opts.RequestTimeout}
 	transport := &mcp.StreamableClientTransport{
 		Endpoint: u.srv.URL,
@@ -167,18 +168,6 @@ func collect[T any](method string, seq iter.Seq2[*T, error]) ([]*T, error) {
 	return out, nil
 }
 
-// headerTransport sets one header on every request: the backend credential.
-type headerTransport struct {
-	base        http.RoundTripper
-	name, value string
-}
-
-func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context()) // a RoundTripper must not modify its request
-	r.Header.Set(t.name, t.value)
-	return t.base.RoundTrip(r)
-}
-
 // streamObserver asks for a re-list each time the standalone SSE stream
 // (the GET that carries list_changed notifications) opens or reopens. A
 // go-sdk server drops the notifications it sends while that stream is not
@@ -236,20 +225,6 @@ func (b *releasingBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.release()
 	return err
-}
-
-// credentialTransport wraps base to send the credential, resolved afresh on
-// each connection attempt so that a rotated secret is picked up on
-// reconnect. A credential that cannot be resolved makes the backend invalid.
-func credentialTransport(base http.RoundTripper, c *config.Credential) (http.RoundTripper, error) {
-	if c == nil {
-		return base, nil
-	}
-	v, err := c.Resolve()
-	if err != nil { // Resolve's errors never contain the value
-		return nil, invalidf("credential: %v", err)
-	}
-	return &headerTransport{base: base, name: c.HeaderName(), value: v}, nil
 }
 
 // initCapture records the initialize result as it arrives, before the

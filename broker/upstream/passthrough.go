@@ -29,10 +29,10 @@ func (u *Upstream) HasExtension(name string) bool {
 // modelling them (such as the tasks extension's methods). The caller closes
 // the response body.
 func (u *Upstream) Post(ctx context.Context, header http.Header, body []byte) (*http.Response, error) {
-	rt, err := credentialTransport(u.base, u.srv.Credential)
-	if err != nil {
+	if err := u.cred.ensure(); err != nil {
 		return nil, err
 	}
+	rt := u.cred.transport(u.base)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.srv.URL, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("server %q: %w", u.srv.Name, err)

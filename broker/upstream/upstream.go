@@ -172,6 +172,7 @@ type Upstream struct {
 	// the idle connections of the clone it made.
 	ownTransport *http.Transport
 	base         http.RoundTripper
+	cred         credential
 	relist       chan struct{} // capacity 1: pending list_changed signals coalesce
 
 	cancel context.CancelFunc
@@ -211,6 +212,7 @@ func New(srv config.Server, opts Options) *Upstream {
 		u.ownTransport = http.DefaultTransport.(*http.Transport).Clone()
 		u.base = u.ownTransport
 	}
+	u.cred.ref = srv.Credential
 	u.client = u.newClient()
 	return u
 }

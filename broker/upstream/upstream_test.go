@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -134,6 +135,53 @@ func TestCredentialHeader(t *testing.T) {
 	s := waitState(t, u2, StateInvalid)
 	if !strings.Contains(s.LastError, "UPSTREAM_TEST_UNSET") {
 		t.Errorf("lastError = %q, want it to name the variable", s.LastError)
+	}
+}
+
+// A refreshed credential is sent on the next request of the live session,
+// without a reconnect; a refresh that fails keeps the last value.
+func TestCredentialRefresh(t *testing.T) {
+	t.Setenv("UPSTREAM_TEST_TOKEN", "Bearer one")
+	srv := mcptest.NewEchoServer("e1")
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+	var last atomic.Pointer[string]
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			v := r.Header.Get("X-Token")
+			last.Store(&v)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closeSessions(srv); ts.Close() })
+	cred := &config.Credential{Header: "X-Token", SecretRef: config.SecretRef{Env: "UPSTREAM_TEST_TOKEN"}}
+	u := start(t, config.Server{Name: "echo", URL: ts.URL, Credential: cred}, fast())
+	waitState(t, u, StateReady)
+	cs, err := u.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(want string) {
+		t.Helper()
+		if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "whoami"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := *last.Load(); got != want {
+			t.Fatalf("backend got credential %q, want %q", got, want)
+		}
+	}
+	call("Bearer one")
+	os.Setenv("UPSTREAM_TEST_TOKEN", "Bearer two")
+	if err := u.RefreshCredential(); err != nil {
+		t.Fatal(err)
+	}
+	call("Bearer two")
+	os.Unsetenv("UPSTREAM_TEST_TOKEN")
+	if err := u.RefreshCredential(); err == nil || !strings.Contains(err.Error(), "UPSTREAM_TEST_TOKEN") {
+		t.Fatalf("refresh of an unset variable: %v", err)
+	}
+	call("Bearer two")
+	if now, _ := u.Session(); now != cs {
+		t.Error("the session was replaced")
 	}
 }
 

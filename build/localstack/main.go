@@ -30,16 +30,19 @@ var examples = []struct{ name, addr string }{
 }
 
 type options struct {
-	port      int
-	config    string
-	moduleDir string
-	envoy     string
-	workDir   string
+	port       int
+	brokerAddr string
+	config     string
+	moduleDir  string
+	envoy      string
+	workDir    string
 }
 
 func main() {
 	var o options
 	flag.IntVar(&o.port, "port", 8080, "port of the MCP endpoint (127.0.0.1)")
+	flag.StringVar(&o.brokerAddr, "broker-addr", "127.0.0.1:9100",
+		"the broker's listen address (the embedded config's gateway.brokerURL names the default)")
 	flag.StringVar(&o.config, "config", "", "config file to use instead of the embedded default")
 	flag.StringVar(&o.moduleDir, "module-dir", "build/bin", "directory holding libmcpgw-dynmod.so")
 	flag.StringVar(&o.envoy, "envoy", "", "Envoy binary (default: the pinned one from `make envoy`)")
@@ -94,6 +97,9 @@ func run(ctx context.Context, o options) error {
 		Root: root, EnvoyBinary: o.envoy, ModuleDir: o.moduleDir,
 		ConfigPath: o.config, WorkDir: o.workDir, Port: o.port,
 		EnvoyLogLevel: "warn", EnvoyOutput: os.Stderr, Logger: log,
+		// A fixed address, so that the config can name it (gateway.brokerURL:
+		// the router follows the broker's revocation feed there).
+		BrokerAddr: o.brokerAddr,
 	})
 	if err != nil {
 		return err

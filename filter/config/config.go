@@ -51,6 +51,32 @@ type Gateway struct {
 	// the router verifies them with. It is given by reference and must resolve
 	// to at least 32 bytes.
 	SessionKey SecretRef `json:"sessionKey"`
+	// PreviousSessionKeys verify gateway session ids but never sign new
+	// ones: with SessionKey they form the key ring. They rotate the key on
+	// every replica alike: add the new key here, then (once every reader
+	// has it) make it SessionKey and move the old one here, and remove that
+	// one after SessionMaxLifetime. Each must resolve to at least 32 bytes.
+	PreviousSessionKeys []SecretRef `json:"previousSessionKeys,omitempty"`
+	// SessionKeyGracePeriod is how long a broker or router that sees
+	// SessionKey's value change (its file rewritten) keeps verifying ids
+	// signed with the old value (default 1h; "0s": not at all, e.g. after
+	// a leak). Each process counts from when it noticed the change; prefer
+	// PreviousSessionKeys for a rotation all replicas agree on.
+	SessionKeyGracePeriod Duration `json:"sessionKeyGracePeriod,omitempty"`
+	// SessionMaxLifetime bounds a gateway session's life from when its id
+	// was issued (default 24h, at least 1s): the router and the broker both
+	// refuse an older id with 404, and the client initializes again. It
+	// also bounds how long a terminated session must be remembered.
+	SessionMaxLifetime Duration `json:"sessionMaxLifetime,omitempty"`
+	// BrokerURL is the broker's base URL as the routers reach it, e.g.
+	// "http://mcpgw-broker.mcpgw-system.svc:8090". Each router follows the
+	// broker's revocation feed there (RevocationsPath), so that a session
+	// the broker terminated (DELETE through any replica, idle expiry, a
+	// broker restart) gets 404 on routed calls too, within a moment. Empty:
+	// routers learn only of the DELETEs they forward themselves, and other
+	// terminated sessions stay usable for routed calls until
+	// SessionMaxLifetime.
+	BrokerURL string `json:"brokerURL,omitempty"`
 	// MaxRequestBodyBytes bounds the JSON-RPC request body the router reads
 	// (default 1 MiB). Larger bodies get HTTP 413.
 	MaxRequestBodyBytes int `json:"maxRequestBodyBytes,omitempty"`
@@ -178,12 +204,24 @@ func (c *Config) resolveRelativeFiles(dir string) {
 			r.File = filepath.Join(dir, r.File)
 		}
 	}
-	abs(&c.Gateway.SessionKey)
+	for _, r := range c.secretRefs() {
+		abs(r)
+	}
+}
+
+// secretRefs returns every secret reference of the config: the session
+// keys, then the servers' credentials.
+func (c *Config) secretRefs() []*SecretRef {
+	refs := []*SecretRef{&c.Gateway.SessionKey}
+	for i := range c.Gateway.PreviousSessionKeys {
+		refs = append(refs, &c.Gateway.PreviousSessionKeys[i])
+	}
 	for i := range c.Servers {
 		if c.Servers[i].Credential != nil {
-			abs(&c.Servers[i].Credential.SecretRef)
+			refs = append(refs, &c.Servers[i].Credential.SecretRef)
 		}
 	}
+	return refs
 }
 
 // Parse decodes YAML or JSON, rejects unknown fields, applies defaults and
@@ -228,6 +266,7 @@ func (c *Config) Validate() error {
 	if err := c.Gateway.SessionKey.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("gateway.sessionKey: %w", err))
 	}
+	errs = append(errs, c.Gateway.validateSessions()...)
 	if c.Gateway.MaxRequestBodyBytes < 0 {
 		errs = append(errs, errors.New("gateway.maxRequestBodyBytes: must not be negative"))
 	}

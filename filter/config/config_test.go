@@ -438,8 +438,12 @@ func TestExampleConfig(t *testing.T) {
 	}
 	// The example is also valid JSON-equivalent input for the other readers:
 	// it must not rely on defaults for anything it documents.
-	if c.Gateway.MaxRequestBodyBytes != DefaultMaxRequestBodyBytes || c.Gateway.MaxSessions != DefaultMaxSessions {
+	if c.Gateway.MaxRequestBodyBytes != DefaultMaxRequestBodyBytes || c.Gateway.MaxSessions != DefaultMaxSessions ||
+		c.Gateway.MaxLifetime() != DefaultSessionMaxLifetime || c.Gateway.KeyGracePeriod() != DefaultSessionKeyGracePeriod {
 		t.Errorf("gateway %+v", c.Gateway)
+	}
+	if len(c.Gateway.PreviousSessionKeys) != 1 || c.Gateway.BrokerURL == "" {
+		t.Errorf("gateway session settings %+v", c.Gateway)
 	}
 }
 

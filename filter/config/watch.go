@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,7 +21,8 @@ type WatchOptions struct {
 	// so that a writer's several writes give one reload (default 100ms).
 	Debounce time.Duration
 	// Resync reloads this often even without events, a safety net for file
-	// systems that do not report changes (default 10s; negative disables).
+	// systems that do not report changes, and the only way to notice a
+	// changed environment variable (default 10s; negative disables).
 	Resync time.Duration
 }
 
@@ -29,13 +31,24 @@ type WatchStats struct {
 	Reloads       atomic.Int64 // good configs applied (including the first)
 	ReloadErrors  atomic.Int64 // invalid or unreadable files, last good kept
 	LastErrorUnix atomic.Int64
+	// SecretReloads counts the reloads (among Reloads) caused by a
+	// referenced secret that resolves differently, the file unchanged.
+	SecretReloads atomic.Int64
 }
 
 // Watch loads path, calls apply with it, then calls apply again each time
-// the file changes to a valid config that differs from the last one applied.
+// the file changes to a valid config that differs from the last one
+// applied, or a secret it references (SecretRef: the session keys and the
+// servers' credentials, files or environment variables) resolves to a
+// different value, or fails to resolve where it did not, or the reverse.
+// apply resolves the secrets itself; Watch only compares a digest of them.
+//
 // An invalid or half-written file is logged and counted, and the last good
-// config stays in effect. The directory is watched rather than the file, so
-// that atomic renames and Kubernetes' Secret symlink swaps are seen.
+// config stays in effect. The config file's directory is watched rather
+// than the file, so that atomic renames and Kubernetes' Secret symlink swaps
+// are seen; so are the directories of the secret files, for the same
+// reasons (a mounted Secret is updated in place by such a swap). Every
+// Resync, the file is read and the secrets resolved again regardless.
 //
 // Watch returns the first load's error without watching if the file is not
 // valid at start. Otherwise it watches in a goroutine until ctx is done.
@@ -62,73 +75,149 @@ func Watch(ctx context.Context, path string, opts WatchOptions, apply func(*Conf
 		w.Close()
 		return nil, err
 	}
-	stats := &WatchStats{}
-	stats.Reloads.Add(1)
+	wt := &watcher{path: path, opts: opts, log: log, fs: w, stats: &WatchStats{}, apply: apply,
+		last: raw, lastSecrets: secretsDigest(first), dirs: map[string]bool{}}
+	wt.watchSecretDirs(first)
+	wt.stats.Reloads.Add(1)
 	apply(first)
 	log.Info("config loaded", "path", path, "servers", len(first.Servers))
-	go watchLoop(ctx, w, path, raw, opts, log, stats, apply)
-	return stats, nil
+	go wt.loop(ctx)
+	return wt.stats, nil
 }
 
-func watchLoop(ctx context.Context, w *fsnotify.Watcher, path string, last []byte,
-	opts WatchOptions, log *slog.Logger, stats *WatchStats, apply func(*Config)) {
-	defer w.Close()
+// watcher is the state of one Watch.
+type watcher struct {
+	path  string
+	opts  WatchOptions
+	log   *slog.Logger
+	fs    *fsnotify.Watcher
+	stats *WatchStats
+	apply func(*Config)
+
+	last        []byte            // the applied file's content
+	lastSecrets [sha256.Size]byte // and its secrets' digest
+	dirs        map[string]bool   // secret directories being watched
+	lastBad     []byte            // the same invalid content is reported once
+	// haveBad tells an empty lastBad (a truncated file, itself invalid)
+	// from none: string(nil) == "" would hide the first empty file.
+	haveBad bool
+}
+
+func (wt *watcher) loop(ctx context.Context) {
+	defer wt.fs.Close()
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	var resync <-chan time.Time
-	if opts.Resync > 0 {
-		t := time.NewTicker(opts.Resync)
+	if wt.opts.Resync > 0 {
+		t := time.NewTicker(wt.opts.Resync)
 		defer t.Stop()
 		resync = t.C
-	}
-	var lastBad []byte // the same invalid content is reported once
-	// haveBad tells an empty lastBad (a truncated file, itself invalid)
-	// from none: string(nil) == "" would hide the first empty file.
-	var haveBad bool
-	reload := func() {
-		c, raw, err := loadRaw(path)
-		if err != nil {
-			if raw != nil && haveBad && string(raw) == string(lastBad) {
-				return
-			}
-			lastBad, haveBad = raw, raw != nil
-			stats.ReloadErrors.Add(1)
-			stats.LastErrorUnix.Store(time.Now().Unix())
-			log.Error("config reload failed; keeping the last good config", "path", path, "error", err)
-			return
-		}
-		// A valid file ends the bad episode: the same bad content coming
-		// back later is a new failure and must be counted and logged again.
-		lastBad, haveBad = nil, false
-		if string(raw) == string(last) {
-			return
-		}
-		last = raw
-		stats.Reloads.Add(1)
-		apply(c)
-		log.Info("config reloaded", "path", path, "servers", len(c.Servers))
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-w.Events:
+		case ev, ok := <-wt.fs.Events:
 			if !ok {
 				return
 			}
 			_ = ev // any change in the directory may be ours (symlink swaps rename other names)
-			debounce.Reset(opts.Debounce)
-		case err, ok := <-w.Errors:
+			debounce.Reset(wt.opts.Debounce)
+		case err, ok := <-wt.fs.Errors:
 			if !ok {
 				return
 			}
-			log.Warn("config watch error", "error", err)
+			wt.log.Warn("config watch error", "error", err)
 		case <-debounce.C:
-			reload()
+			wt.reload()
 		case <-resync:
-			reload()
+			wt.reload()
 		}
 	}
+}
+
+func (wt *watcher) reload() {
+	c, raw, err := loadRaw(wt.path)
+	if err != nil {
+		if raw != nil && wt.haveBad && string(raw) == string(wt.lastBad) {
+			return
+		}
+		wt.lastBad, wt.haveBad = raw, raw != nil
+		wt.stats.ReloadErrors.Add(1)
+		wt.stats.LastErrorUnix.Store(time.Now().Unix())
+		wt.log.Error("config reload failed; keeping the last good config", "path", wt.path, "error", err)
+		return
+	}
+	// A valid file ends the bad episode: the same bad content coming
+	// back later is a new failure and must be counted and logged again.
+	wt.lastBad, wt.haveBad = nil, false
+	secrets := secretsDigest(c)
+	sameFile := string(raw) == string(wt.last)
+	if sameFile && secrets == wt.lastSecrets {
+		return
+	}
+	wt.last, wt.lastSecrets = raw, secrets
+	wt.watchSecretDirs(c)
+	wt.stats.Reloads.Add(1)
+	if sameFile {
+		wt.stats.SecretReloads.Add(1)
+	}
+	wt.apply(c)
+	if sameFile {
+		wt.log.Info("config re-applied: a referenced secret changed", "path", wt.path)
+	} else {
+		wt.log.Info("config reloaded", "path", wt.path, "servers", len(c.Servers))
+	}
+}
+
+// watchSecretDirs watches the directories of c's secret files, and stops
+// watching those it no longer references. The config file's own directory
+// is always watched. A directory that cannot be watched (it does not
+// exist yet, say) is logged; Resync still notices its files' changes.
+func (wt *watcher) watchSecretDirs(c *Config) {
+	configDir := filepath.Dir(wt.path)
+	want := map[string]bool{}
+	for _, r := range c.secretRefs() {
+		if r.File != "" {
+			if d := filepath.Dir(r.File); d != configDir {
+				want[d] = true
+			}
+		}
+	}
+	for d := range wt.dirs {
+		if !want[d] {
+			_ = wt.fs.Remove(d)
+			delete(wt.dirs, d)
+		}
+	}
+	for d := range want {
+		if wt.dirs[d] {
+			continue
+		}
+		if err := wt.fs.Add(d); err != nil {
+			wt.log.Warn("cannot watch a secret directory; changes are seen on resync", "dir", d, "error", err)
+			continue
+		}
+		wt.dirs[d] = true
+	}
+}
+
+// secretsDigest resolves every secret c references and returns a digest of
+// the outcomes (values and errors), so that a change is noticed without
+// keeping the values.
+func secretsDigest(c *Config) [sha256.Size]byte {
+	h := sha256.New()
+	for _, r := range c.secretRefs() {
+		v, err := r.Resolve()
+		if err != nil {
+			fmt.Fprintf(h, "error %d:%s\x00", len(err.Error()), err)
+			continue
+		}
+		fmt.Fprintf(h, "value %d:%s\x00", len(v), v)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 func loadRaw(path string) (*Config, []byte, error) {

@@ -42,7 +42,7 @@ func BenchmarkForwardedCall(b *testing.B) {
 func BenchmarkRoutedCall(b *testing.B) {
 	be := newBackend(b)
 	g := newGateway(b, be.server())
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 	s, _ := openAndRoute(b, g, be, gw, 1) // establish the backend session
 	s.Destroy()
 	benchStream(b, g, request{session: gw, body: toolCall(2, "weather_now")}, fakehost.Continue)

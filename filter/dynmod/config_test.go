@@ -88,7 +88,7 @@ func TestCountersDefinedAtConfigTime(t *testing.T) {
 
 func TestConfigReload(t *testing.T) {
 	g := newGateway(t)
-	s, _ := g.post(request{session: g.codec.Mint(), body: toolCall(1, "weather_now")})
+	s, _ := g.post(request{session: g.codec.Mint(""), body: toolCall(1, "weather_now")})
 	if r := reply(t, s); gjson.Get(r.Body, "error.code").Int() != -32602 {
 		t.Fatalf("before the reload: %s, want unknown tool", r.Body)
 	}
@@ -104,7 +104,7 @@ func TestConfigReload(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, st := g.post(request{session: g.codec.Mint(), body: toolCall(1, "weather_now")})
+		s, st := g.post(request{session: g.codec.Mint(""), body: toolCall(1, "weather_now")})
 		s.Destroy()
 		if st == fakehost.StopIterationAndBuffer {
 			break // the new server is known: the router opens a session

@@ -18,7 +18,7 @@ func TestProgramInit(t *testing.T) {
 func TestForwardToBroker(t *testing.T) {
 	g := newGateway(t, server{name: "a", url: "http://a.svc/mcp", hostname: "a.svc", prefix: "a_"})
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
-	s, st := g.post(request{session: g.codec.Mint(), body: body, headers: map[string]string{
+	s, st := g.post(request{session: g.codec.Mint(""), body: body, headers: map[string]string{
 		"x-mcp-servername":    "evil",
 		"X-MCP-Toolname":      "evil",
 		"x-mcp-upstream-host": "169.254.169.254:80",
@@ -61,7 +61,7 @@ func TestNoInternalHeadersNoRouteClear(t *testing.T) {
 func TestRequestWithoutBodyPassesThrough(t *testing.T) {
 	g := newGateway(t)
 	for _, m := range []string{"GET", "DELETE", "POST"} {
-		s, st := g.start(g.cfg, request{method: m, session: g.codec.Mint()})
+		s, st := g.start(g.cfg, request{method: m, session: g.codec.Mint("")})
 		if st != fakehost.Continue {
 			t.Errorf("%s without body: headers status %d, want Continue (a stop would hang it)", m, st)
 		}
@@ -85,7 +85,7 @@ func TestLocalReplies(t *testing.T) {
 		details string
 	}{
 		{"malformed JSON", request{body: `{"jsonrpc":`}, 400, -32700, "null", "mcpgw_parse_error"},
-		{"unknown tool", request{session: g.codec.Mint(), body: call("7", "nope_x")}, 200, -32602, "7", "mcpgw_unknown_tool"},
+		{"unknown tool", request{session: g.codec.Mint(""), body: call("7", "nope_x")}, 200, -32602, "7", "mcpgw_unknown_tool"},
 		{"forged session", request{session: "forged.session", body: call(`"x"`, "a_t")}, 404, -32600, `"x"`, "mcpgw_unknown_session"},
 		{"missing session", request{body: call("3", "a_t")}, 400, -32600, "3", "mcpgw_missing_session"},
 		{"not JSON-RPC", request{body: `{"id":1}`}, 400, -32600, "null", "mcpgw_invalid_request"},

@@ -91,7 +91,7 @@ func openAndRoute(t testing.TB, g *gateway, b backend, gw string, id int) (*fake
 func TestLazySessionInitThenRoute(t *testing.T) {
 	b := newBackend(t)
 	g := newGateway(t, b.server())
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 
 	s, sid := openAndRoute(t, g, b, gw, 2)
 	// The response carries the backend's session id; the client must only
@@ -131,7 +131,7 @@ func TestLazySessionInitThenRoute(t *testing.T) {
 func TestBackend404ReplaysCall(t *testing.T) {
 	b := newBackend(t)
 	g := newGateway(t, b.server())
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 	s, sid := openAndRoute(t, g, b, gw, 1)
 	s.Destroy()
 
@@ -218,7 +218,7 @@ func TestStreamDestroyedWhileReplaying(t *testing.T) {
 	}))
 	defer front.Close()
 	g := newGateway(t, server{name: "default/weather", url: front.URL + "/mcp", hostname: "w.svc", prefix: "weather_"})
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 	s, _ := g.post(request{session: gw, body: toolCall(1, "weather_now")})
 	s.Scheduled(awaitEvent(t, s)) // the first call opens the session
 	s.Destroy()
@@ -252,7 +252,7 @@ func TestBackendUnavailable(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close()
 	g := newGateway(t, server{name: "default/weather", url: dead.URL + "/mcp", hostname: "w.svc", prefix: "weather_"})
-	s, st := g.post(request{session: g.codec.Mint(), body: toolCall(5, "weather_now")})
+	s, st := g.post(request{session: g.codec.Mint(""), body: toolCall(5, "weather_now")})
 	if st != fakehost.StopIterationAndBuffer {
 		t.Fatalf("status %d", st)
 	}
@@ -281,7 +281,7 @@ func TestStreamDestroyedWhileOpening(t *testing.T) {
 	defer close(release)
 	g := newGateway(t, server{name: "default/weather", url: slow.URL + "/mcp", hostname: "w.svc", prefix: "weather_"})
 
-	s, st := g.post(request{session: g.codec.Mint(), body: toolCall(1, "weather_now")})
+	s, st := g.post(request{session: g.codec.Mint(""), body: toolCall(1, "weather_now")})
 	if st != fakehost.StopIterationAndBuffer {
 		t.Fatalf("status %d", st)
 	}
@@ -307,7 +307,7 @@ func TestStreamDestroyedWhileOpening(t *testing.T) {
 func TestConfigsShareRouter(t *testing.T) {
 	b := newBackend(t)
 	g := newGateway(t, b.server())
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 	s, sid := openAndRoute(t, g, b, gw, 1)
 	s.Destroy()
 
@@ -328,7 +328,7 @@ func TestConfigsShareRouter(t *testing.T) {
 func TestRoutedBodyReplacement(t *testing.T) {
 	b := newBackend(t)
 	g := newGateway(t, b.server())
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 	s, sid := openAndRoute(t, g, b, gw, 1)
 	s.Destroy()
 	for _, tc := range []struct {
@@ -358,7 +358,7 @@ func TestRoutedBodyReplacement(t *testing.T) {
 func TestRoutedCallEndingWithTrailers(t *testing.T) {
 	b := newBackend(t)
 	g := newGateway(t, b.server())
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 	body := toolCall(1, "weather_now")
 	s, _ := g.start(g.cfg, request{session: gw, body: body})
 	if st := s.RequestBody([]byte(body), false); st != fakehost.StopIterationAndBuffer {
@@ -381,7 +381,7 @@ func TestRoutedCallEndingWithTrailers(t *testing.T) {
 func TestInitializeKeepsClientContext(t *testing.T) {
 	b := newBackend(t)
 	g := newGateway(t, b.server())
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 	init := `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",` +
 		`"capabilities":{"elicitation":{"form":{}}},"clientInfo":{"name":"c","version":"1"}}}`
 	s, st := g.post(request{body: init})
@@ -428,7 +428,7 @@ func TestForeignOriginRefused(t *testing.T) {
 func TestRoutedResponseRelaysRequests(t *testing.T) {
 	b := newBackend(t)
 	g := newGateway(t, b.server())
-	gw := g.codec.Mint()
+	gw := g.codec.Mint("")
 	s, sid := openAndRoute(t, g, b, gw, 1)
 	s.Response.Add(":status", "200")
 	s.Response.Add("content-type", "text/event-stream")

@@ -30,7 +30,7 @@ func BenchmarkRoutedCall(b *testing.B) {
 	env := adaptertest.NewEnv(b)
 	fc := newFilterConfig(b, env.Path)
 	r := adaptertest.Request{Body: adaptertest.ToolCall(2, "weather_now"),
-		Headers:  [][2]string{{"mcp-session-id", env.Codec.Mint()}},
+		Headers:  [][2]string{{"mcp-session-id", env.Codec.Mint("")}},
 		Response: &adaptertest.Response{Status: 200, Details: "via_upstream"}}
 	fc.Do(b, r) // opens the backend session
 	benchStream(b, fc, r)

@@ -170,7 +170,9 @@ func (c *filterConfig) defineCounters(callbacks api.ConfigCallbackHandler) {
 
 // Destroy runs when Envoy deletes the config (FilterConfig destructor, after
 // its last stream), on the main thread. Streams still running (none, by
-// then) could keep using the router: see host.Shared.Release.
+// then) could keep using the router: see host.Shared.Release, whose last
+// call for a config file stops the router's background work
+// (router.Router.Close).
 func (c *filterConfig) Destroy() {
 	if c.destroyed.CompareAndSwap(false, true) {
 		c.shared.Release()

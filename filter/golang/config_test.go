@@ -131,7 +131,7 @@ func TestCountersDefinedAtParse(t *testing.T) {
 // the router, and the backend sessions it holds, survive.
 func TestConfigsShareRouter(t *testing.T) {
 	env := adaptertest.NewEnv(t)
-	gw := env.Codec.Mint()
+	gw := env.Codec.Mint("")
 	call := func(fc *filterConfig, id int) adaptertest.Result {
 		return fc.Do(t, adaptertest.Request{Body: adaptertest.ToolCall(id, "weather_now"),
 			Headers: [][2]string{{"mcp-session-id", gw}}})
@@ -167,7 +167,7 @@ func TestConfigReload(t *testing.T) {
 	fc := newFilterConfig(t, path)
 	env := adaptertest.NewEnv(t)
 	req := adaptertest.Request{Body: adaptertest.ToolCall(1, "weather_now"),
-		Headers: [][2]string{{"mcp-session-id", env.Codec.Mint()}}}
+		Headers: [][2]string{{"mcp-session-id", env.Codec.Mint("")}}}
 	if res := fc.Do(t, req); len(res.Replies) != 1 || res.Replies[0].Details != "mcpgw_unknown_tool" {
 		t.Fatalf("before the reload: %+v, want unknown_tool", res.Replies)
 	}

@@ -169,7 +169,7 @@ func TestSharedObjectConcurrentWorkers(t *testing.T) {
 		t.Errorf("mcpgw.forwarded = %d, want 1000", n)
 	}
 	// Interleaved streams on one worker, one of them opening a session.
-	gw := env.Codec.Mint()
+	gw := env.Codec.Mint("")
 	slow := c.NewStream(1)
 	for _, kv := range [][2]string{{":method", "POST"}, {":path", "/mcp"}, {"content-type", "application/json"},
 		{"mcp-session-id", gw}} {
@@ -198,7 +198,7 @@ func TestSharedObjectConfigReload(t *testing.T) {
 	c := soConfig(t, h, adaptertest.WriteConfig(t, dir))
 	env := adaptertest.NewEnv(t)
 	req := adaptertest.Request{Body: adaptertest.ToolCall(1, "weather_now"),
-		Headers: [][2]string{{"mcp-session-id", env.Codec.Mint()}}}
+		Headers: [][2]string{{"mcp-session-id", env.Codec.Mint("")}}}
 	if res := (soHost{c}).Do(t, req); len(res.Replies) != 1 || res.Replies[0].Details != "mcpgw_unknown_tool" {
 		t.Fatalf("before the reload: %+v", res)
 	}
@@ -223,7 +223,7 @@ func TestSharedObjectDestroyWhileOpening(t *testing.T) {
 	c := soConfig(t, h, adaptertest.WriteConfig(t, t.TempDir(), entry))
 	s := c.NewStream(0)
 	for _, kv := range [][2]string{{":method", "POST"}, {"content-type", "application/json"},
-		{"mcp-session-id", env.Codec.Mint()}} {
+		{"mcp-session-id", env.Codec.Mint("")}} {
 		s.Header("req", kv[0], kv[1])
 	}
 	s.DecodeHeaders(false)

@@ -70,7 +70,7 @@ func gatedGateway(t *testing.T) (*filterConfig, *adaptertest.Env, *gatedBackend)
 
 func callRequest(env *adaptertest.Env, id int) adaptertest.Request {
 	return adaptertest.Request{Body: adaptertest.ToolCall(id, "weather_now"),
-		Headers: [][2]string{{"mcp-session-id", env.Codec.Mint()}}}
+		Headers: [][2]string{{"mcp-session-id", env.Codec.Mint("")}}}
 }
 
 // The first call of a client to a server returns api.Running and holds the
@@ -272,7 +272,7 @@ func TestConcurrentStreams(t *testing.T) {
 		wg.Add(1)
 		go func() { // one worker
 			defer wg.Done()
-			gw := env.Codec.Mint() // one client per worker: each opens a session
+			gw := env.Codec.Mint("") // one client per worker: each opens a session
 			for i := 0; i < 20; i++ {
 				res := fc.Do(t, adaptertest.Request{Body: adaptertest.ToolCall(i, "weather_now"),
 					Headers:  [][2]string{{"mcp-session-id", gw}},
@@ -312,7 +312,7 @@ func TestConcurrentStreams(t *testing.T) {
 func TestInitializeKeepsClientContext(t *testing.T) {
 	env := adaptertest.NewEnv(t)
 	fc := newFilterConfig(t, env.Path)
-	gw := env.Codec.Mint()
+	gw := env.Codec.Mint("")
 	init := adaptertest.Request{Body: `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",` +
 		`"capabilities":{"elicitation":{"form":{}}},"clientInfo":{"name":"c","version":"1"}}}`}
 	s := fc.start(init)
@@ -349,7 +349,7 @@ func TestInitializeKeepsClientContext(t *testing.T) {
 func TestRoutedResponseRelaysRequests(t *testing.T) {
 	env := adaptertest.NewEnv(t)
 	fc := newFilterConfig(t, env.Path)
-	gw := env.Codec.Mint()
+	gw := env.Codec.Mint("")
 	call := adaptertest.Request{Body: adaptertest.ToolCall(1, "weather_now"), Headers: [][2]string{{"mcp-session-id", gw}}}
 	s := fc.start(call)
 	send(t, s, call)

@@ -3,11 +3,14 @@ package host
 import (
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/filter/router"
@@ -162,5 +165,38 @@ func TestAcquireShares(t *testing.T) {
 	}
 	if _, err := Acquire(filepath.Join(t.TempDir(), "missing.yaml"), h); err == nil {
 		t.Error("a missing file was accepted")
+	}
+}
+
+// The last Release stops the router's background work: the follower of
+// the broker's revocation feed leaves its long poll.
+func TestLastReleaseClosesRouter(t *testing.T) {
+	polls, hangups := make(chan struct{}, 4), make(chan struct{}, 4)
+	broker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		polls <- struct{}{}
+		<-r.Context().Done()
+		hangups <- struct{}{}
+	}))
+	defer broker.Close()
+	path := writeConfig(t)
+	b, _ := os.ReadFile(path)
+	cfg := strings.Replace(string(b), "gateway:\n", "gateway:\n  brokerURL: "+broker.URL+"\n", 1)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := Acquire(path, slog.DiscardHandler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-polls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the router did not follow the broker's feed")
+	}
+	sr.Release()
+	select {
+	case <-hangups:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the follower outlived the last Release")
 	}
 }

@@ -18,28 +18,32 @@ var numRejections = len(router.Metrics{}.Rejected)
 
 // NumCounters is the number of counters: the fixed ones, then one per
 // router.Rejection except RejectNone.
-const NumCounters = 16 + len(router.Metrics{}.Rejected) - 1
+const NumCounters = 20 + len(router.Metrics{}.Rejected) - 1
 
 // counterNames are relative to the host's stats namespace (e.g.
 // "mcpgw.requests").
 var counterNames = func() []string {
 	names := []string{
-		"mcpgw.requests",              // POST bodies decided
-		"mcpgw.routed",                // calls routed to a backend
-		"mcpgw.routed_by_headers",     // of those, routed on Mcp-Method/Mcp-Name alone
-		"mcpgw.forwarded",             // requests left to the broker
-		"mcpgw.session_inits",         // backend sessions initialized
-		"mcpgw.session_init_failures", // backend session initializations that failed
-		"mcpgw.sessions_lost",         // backend 404s that invalidated a session
-		"mcpgw.requests_relayed",      // backend requests to clients given relay ids
-		"mcpgw.answers_routed",        // client answers routed back by relay id
-		"mcpgw.tasks_routed",          // tasks requests routed by gateway task id
-		"mcpgw.cancels_relayed",       // client cancellations sent to backends
-		"mcpgw.streams_resumed",       // SSE streams resumed on a backend (Last-Event-ID)
-		"mcpgw.replays",               // calls replayed after a lost backend session
-		"mcpgw.replays_succeeded",     // of those, answered by the backend on a new session
-		"mcpgw.config_reloads",        // good configs applied (including the first)
-		"mcpgw.config_reload_errors",  // invalid config files (last good kept)
+		"mcpgw.requests",               // POST bodies decided
+		"mcpgw.routed",                 // calls routed to a backend
+		"mcpgw.routed_by_headers",      // of those, routed on Mcp-Method/Mcp-Name alone
+		"mcpgw.forwarded",              // requests left to the broker
+		"mcpgw.session_inits",          // backend sessions initialized
+		"mcpgw.session_init_failures",  // backend session initializations that failed
+		"mcpgw.sessions_lost",          // backend 404s that invalidated a session
+		"mcpgw.requests_relayed",       // backend requests to clients given relay ids
+		"mcpgw.answers_routed",         // client answers routed back by relay id
+		"mcpgw.tasks_routed",           // tasks requests routed by gateway task id
+		"mcpgw.cancels_relayed",        // client cancellations sent to backends
+		"mcpgw.streams_resumed",        // SSE streams resumed on a backend (Last-Event-ID)
+		"mcpgw.replays",                // calls replayed after a lost backend session
+		"mcpgw.replays_succeeded",      // of those, answered by the backend on a new session
+		"mcpgw.config_reloads",         // good configs applied (including the first)
+		"mcpgw.config_reload_errors",   // invalid config files (last good kept)
+		"mcpgw.secret_reloads",         // of the reloads, those for a changed secret (config unchanged)
+		"mcpgw.revocations_applied",    // terminated sessions learned of (DELETEs, the broker's feed)
+		"mcpgw.revocation_feed_errors", // failed polls of the broker's revocation feed
+		"mcpgw.broker_restarts",        // new broker epochs seen on the feed
 	}
 	for r := router.Rejection(1); int(r) < numRejections; r++ {
 		names = append(names, "mcpgw.rejected."+r.String())
@@ -63,7 +67,8 @@ type Counters struct {
 func (c *Counters) init(m *router.Metrics, w *config.WatchStats) {
 	fixed := []*atomic.Int64{&m.Requests, &m.Routed, &m.RoutedByHeaders, &m.Forwarded, &m.SessionInits,
 		&m.SessionInitFail, &m.SessionsLost, &m.RequestsRelayed, &m.AnswersRouted, &m.TasksRouted, &m.CancelsRelayed, &m.StreamsResumed,
-		&m.Replays, &m.ReplaysSucceeded, &w.Reloads, &w.ReloadErrors}
+		&m.Replays, &m.ReplaysSucceeded, &w.Reloads, &w.ReloadErrors,
+		&w.SecretReloads, &m.RevocationsApplied, &m.RevocationFeedErrors, &m.BrokerRestarts}
 	n := copy(c.src[:], fixed)
 	for r := 1; r < numRejections; r++ {
 		c.src[n] = &m.Rejected[r]

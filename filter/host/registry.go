@@ -76,16 +76,25 @@ func Acquire(path string, handler slog.Handler) (*Shared, error) {
 	return sr, nil
 }
 
-// Release drops a reference. Streams may still use the Router (Envoy keeps
-// a filter config alive while its streams are), so nothing here invalidates
-// it; the last Release only stops the watch.
+// Release drops a reference; both adapters call it from their config-destroy
+// hooks. Streams may still use the Router (Envoy keeps a filter config alive
+// while its streams are), so nothing here invalidates it; the last Release
+// stops the watch and the router's background work (router.Router.Close),
+// and waits for the latter.
 func (sr *Shared) Release() {
 	registry.Lock()
-	defer registry.Unlock()
+	last := false
 	sr.refs--
 	if sr.refs == 0 {
 		sr.cancel()
 		delete(registry.m, sr.path)
+		last = true
+	}
+	registry.Unlock()
+	if last {
+		// Outside the lock: a new Acquire of the path must not wait for
+		// the follower's long poll to end.
+		sr.router.Close()
 	}
 }
 

@@ -221,10 +221,10 @@ func send(t *testing.T, r *Router, gateway, version, body string) result {
 	defer s.Release()
 	h := post(gateway, []byte(body))
 	h.ProtocolVersion = version
+	var res result
 	if ha := s.RequestHeaders(h); ha != HeadersBuffer {
 		t.Fatalf("headers action %s", headersActions[ha])
 	}
-	var res result
 	res.action = s.RequestBody([]byte(body))
 	if res.action == OpenSession {
 		res.action = s.OpenSession(t.Context())

@@ -46,7 +46,7 @@ func newBenchCase(b *testing.B, body string) benchCase {
 	if err := r.Apply(c); err != nil {
 		b.Fatal(err)
 	}
-	gw := codec(b).Mint()
+	gw := codec(b).Mint("")
 	for _, srv := range []string{"default/weather", "default/github", "default/alerts", "tools/everything"} {
 		r.Sessions().Put(gw, srv, "4NNY2QJ3Q7ZQ5GJ5WQ2XH7S3QK")
 	}
@@ -134,7 +134,7 @@ func BenchmarkSessionsGet(b *testing.B) {
 	c := codec(b)
 	ids := make([]string, 1000)
 	for i := range ids {
-		ids[i] = c.Mint()
+		ids[i] = c.Mint("")
 		s.Put(ids[i], "default/weather", "backend")
 	}
 	b.ReportAllocs()

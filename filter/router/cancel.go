@@ -30,7 +30,7 @@ import (
 // notification (a relay id); otherwise the notification goes on to the
 // broker.
 func (s *Stream) cancel(json string, req gjson.Result) bool {
-	if s.gateway == "" || s.noVirtual || !s.t.codec.Valid(s.gateway) {
+	if s.gateway == "" || s.noVirtual || !s.live() {
 		return false
 	}
 	if req.Type != gjson.String && req.Type != gjson.Number {

@@ -80,7 +80,7 @@ func (s *Stream) AwaitsSessionID() bool { return s.clientInit != nil }
 func (s *Stream) InitializeResponse(status int, sessionID string) {
 	c := s.clientInit
 	s.clientInit = nil
-	if c == nil || status != 200 || sessionID == "" || s.t == nil || !s.t.codec.Valid(sessionID) {
+	if c == nil || status != 200 || sessionID == "" || s.t == nil || !s.minted(sessionID) {
 		return
 	}
 	s.r.sessions.setClient(sessionID, c.capabilities, c.version)
@@ -92,7 +92,7 @@ func (s *Stream) InitializeResponse(status int, sessionID string) {
 // for the client; backend sessions opened later get it right after their
 // initialize.
 func (s *Stream) recordLevel(v gjson.Result) {
-	if s.gateway == "" || !s.t.codec.Valid(s.gateway) {
+	if !s.live() {
 		return
 	}
 	level := internLevel(v)

@@ -46,7 +46,7 @@ func TestIsLoopbackOrigin(t *testing.T) {
 // session is looked at; a forbidden DELETE ends nothing.
 func TestOriginRejectedAtHeaders(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "default/weather", "b1")
 	for _, method := range []string{"POST", "GET", "DELETE"} {
 		s := r.NewStream()
@@ -97,7 +97,7 @@ func initialize(t *testing.T, r *Router, gw, body string) {
 func TestClientContextReachesBackend(t *testing.T) {
 	b := newBackend(t, false) // SSE: notifications travel with the response
 	r := routerFor(t, 0, map[string]*backend{"echo": b})
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	initialize(t, r, gw, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",`+
 		`"capabilities":{"elicitation":{"form":{}},"sampling":{}},"clientInfo":{"name":"c","version":"1"}}}`)
 	if caps, version, _ := r.Sessions().Client(gw); version != "2025-11-25" || caps != `{"elicitation":{"form":{}},"sampling":{}}` {
@@ -159,7 +159,7 @@ func TestClientContextReachesBackend(t *testing.T) {
 func TestNoClientContext(t *testing.T) {
 	b := newBackend(t, true)
 	r := routerFor(t, 0, map[string]*backend{"echo": b})
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	if res := send(t, r, gw, "2025-06-18", call(1, "echo_x", "a")); res.action != Route {
 		t.Fatalf("call: %s", actions[res.action])
 	}
@@ -181,9 +181,9 @@ func TestInitializeResponseIgnored(t *testing.T) {
 		status int
 		id     string
 	}{
-		"error status": {400, c.Mint()},
+		"error status": {400, c.Mint("")},
 		"no session":   {200, ""},
-		"forged":       {200, forge(c.Mint())},
+		"forged":       {200, forge(c.Mint(""))},
 	} {
 		s := r.NewStream()
 		s.RequestHeaders(post("", []byte(body)))
@@ -197,7 +197,7 @@ func TestInitializeResponseIgnored(t *testing.T) {
 	// Not an initialize: nothing awaited.
 	s := r.NewStream()
 	list := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
-	s.RequestHeaders(post(c.Mint(), list))
+	s.RequestHeaders(post(c.Mint(""), list))
 	s.RequestBody(list)
 	if s.AwaitsSessionID() {
 		t.Error("tools/list awaits a session id")
@@ -223,7 +223,7 @@ func TestInternLevel(t *testing.T) {
 func TestCancellation(t *testing.T) {
 	echo, other := newBackend(t, true), newBackend(t, true)
 	r := routerFor(t, 0, map[string]*backend{"echo": echo, "other": other})
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	for i, name := range []string{"echo_x", "other_x"} {
 		if res := send(t, r, gw, "2025-11-25", call(i+1, name, "a")); res.action != Route {
 			t.Fatalf("call %s: %s", name, actions[res.action])

@@ -40,6 +40,7 @@ const (
 	RejectOrigin                         // Origin header present and not allowed (DNS rebinding)
 	RejectHeaderMismatch                 // stateless era: Mcp-Method/Mcp-Name (or MCP-Protocol-Version) missing or not the body's
 	RejectAmbiguousResponse              // a backend's message in a routed response is ambiguous (dropped)
+	RejectInternalPath                   // the path names an internal endpoint of the broker (config.IsInternalPath)
 	numRejections
 )
 
@@ -80,6 +81,9 @@ var rejections = [numRejections]rejectionInfo{
 	// is dropped; an ambiguous JSON answer becomes this error (the status
 	// is the backend's, already sent; 200 as for the other backend errors).
 	RejectAmbiguousResponse: {"ambiguous_response", 200, CodeInternalError, "Backend MCP server sent an ambiguous message (a member occurs twice or in another case)"},
+	// Not the broker's 404 for an unknown session: the path is not an MCP
+	// endpoint at all.
+	RejectInternalPath: {"internal_path", 404, CodeInvalidRequest, "Not found"},
 }
 
 // String returns the rejection's stable metric/log name.

@@ -39,7 +39,7 @@ func FuzzRequestBody(f *testing.F) {
 	if err := r.Apply(c); err != nil {
 		f.Fatal(err)
 	}
-	gw := codec(f).Mint()
+	gw := codec(f).Mint("")
 	for _, srv := range []string{"default/weather", "default/github", "default/alerts", "tools/everything"} {
 		r.Sessions().Put(gw, srv, "b-"+srv)
 	}

@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/mcpgw/mcpgw/filter/config"
 )
 
 // Golden tests: each testdata/*.txtar is one request through a Stream, as an
@@ -24,8 +27,9 @@ import (
 //	-- request --    the :method and optionally the :path ("POST /mcp/dev"),
 //	                 then "name: value" header lines; values
 //	                 $SESSION (a gateway session holding a backend session
-//	                 with every server), $NEW_SESSION (valid, holding none)
-//	                 and $FORGED (well-formed, wrong MAC) are substituted;
+//	                 with every server), $NEW_SESSION (valid, holding none),
+//	                 $FORGED (well-formed, wrong MAC) and $EXPIRED (valid,
+//	                 past the default session lifetime) are substituted;
 //	                 "content-length: auto" is the body's length;
 //	                 "origin: ..." is the Origin header; "mcp-method"
 //	                 and "mcp-name" are the stateless era's headers
@@ -150,9 +154,10 @@ func runGolden(t *testing.T, a txtarFile) (want string, newBody []byte) {
 	}
 	r := newTestRouter(t, cfg)
 	c := codec(t)
-	session, fresh := c.Mint(), c.Mint()
-	subst := strings.NewReplacer("$SESSION", session, "$NEW_SESSION", fresh, "$FORGED", forge(session))
-	unsubst := strings.NewReplacer(session, "$SESSION", fresh, "$NEW_SESSION", forge(session), "$FORGED")
+	session, fresh := c.Mint(""), c.Mint("")
+	expired := c.MintAt(time.Now().Add(-config.DefaultSessionMaxLifetime), "")
+	subst := strings.NewReplacer("$SESSION", session, "$NEW_SESSION", fresh, "$FORGED", forge(session), "$EXPIRED", expired)
+	unsubst := strings.NewReplacer(session, "$SESSION", fresh, "$NEW_SESSION", forge(session), "$FORGED", expired, "$EXPIRED")
 	servers := []string{"default/weather", "default/github", "default/alerts", "tools/everything"}
 	for _, srv := range servers {
 		r.Sessions().Put(session, srv, "bs-"+strings.ReplaceAll(srv, "/", "-"))

@@ -180,7 +180,7 @@ func appendJSONStringContent(dst []byte, s string) []byte {
 // other id, or when the gateway session has no backend session with that
 // server (any more).
 func (s *Stream) routeAnswer(json string, id gjson.Result) bool {
-	if id.Type != gjson.String || s.gateway == "" || s.noVirtual || !s.t.codec.Valid(s.gateway) {
+	if id.Type != gjson.String || s.gateway == "" || s.noVirtual || !s.live() {
 		return false
 	}
 	name, kind, original, ok := parseRelayID(id.Str)

@@ -54,7 +54,7 @@ func sse(eventID, msg string) string {
 // session ("bs-weather") with default/weather.
 func weatherSession(t testing.TB) (*Router, string) {
 	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "default/weather", "bs-weather")
 	return r, gw
 }
@@ -172,7 +172,7 @@ func TestRelayedRequestsAnsweredByTheirBackends(t *testing.T) {
 	}
 	// Another gateway session replaying the relay id reaches only its own
 	// backend session; with none for that server, the broker.
-	other := codec(t).Mint()
+	other := codec(t).Mint("")
 	r.Sessions().Put(other, "default/weather", "bs-other")
 	a, w, _ := answerRoute(t, r, other, `{"jsonrpc":"2.0","id":`+wID.Raw+`,"result":{}}`)
 	if v, _ := w.get("mcp-session-id"); a != Route || v != "bs-other" {

@@ -13,7 +13,7 @@ func TestBackendSessionLostReplayed(t *testing.T) {
 	forBoth(t, func(t *testing.T, jsonResponse bool) {
 		b := newBackend(t, jsonResponse)
 		r := routerFor(t, 0, map[string]*backend{"echo": b})
-		gw := codec(t).Mint()
+		gw := codec(t).Mint("")
 		if res := send(t, r, gw, "2025-06-18", call(1, "echo_x", "a")); ran(res.body) != "ran x:a" || res.replayed {
 			t.Fatalf("first call: %d %s (replayed %v)", res.status, res.body, res.replayed)
 		}
@@ -55,7 +55,7 @@ func TestBackendSessionLostReplayed(t *testing.T) {
 func TestReplayLostAgain(t *testing.T) {
 	b := newBackend(t, false)
 	r := routerFor(t, 0, map[string]*backend{"echo": b})
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "echo", "stale")
 	b.lose.Store(2) // the call, then its replay
 	res := send(t, r, gw, "2025-06-18", call(2, "echo_x", "b"))
@@ -88,7 +88,7 @@ func TestReplayRewritesAnswer(t *testing.T) {
 	b.events = true
 	b.restart()
 	r := routerFor(t, 0, map[string]*backend{"echo": b})
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "echo", "stale")
 	res := send(t, r, gw, "2025-06-18", call(2, "echo_x", "b"))
 	if !res.replayed || ran(res.body) != "ran x:b" {
@@ -115,7 +115,7 @@ func TestReplayRewritesAnswer(t *testing.T) {
 func TestReplayAsksClient(t *testing.T) {
 	b := newBackend(t, false)
 	r := routerFor(t, 0, map[string]*backend{"echo": b})
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().setClient(gw, `{"elicitation":{}}`, "2025-06-18")
 	r.Sessions().Put(gw, "echo", "stale")
 	res := send(t, r, gw, "2025-06-18", call(2, "echo_ask", ""))

@@ -15,7 +15,7 @@ import "strings"
 // routeResume routes a resuming GET whose Last-Event-ID is a gateway event
 // id. It reports false, leaving the request to the broker, otherwise.
 func (s *Stream) routeResume(lastEventID string) bool {
-	if s.gateway == "" || s.noVirtual || s.stateless || !s.t.codec.Valid(s.gateway) {
+	if s.gateway == "" || s.noVirtual || s.stateless || !s.live() {
 		return false
 	}
 	name, kind, original, ok := splitRelayID(lastEventID)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +37,12 @@ type Router struct {
 	table    atomic.Pointer[table]
 	sessions *Sessions
 	init     *initializer
+	revoked  *revocations // terminated sessions (revocation.go)
 	Metrics  Metrics
+
+	mu       sync.Mutex // guards follower and closed; Apply and Close
+	follower *follower  // the broker's revocation feed, nil without brokerURL
+	closed   bool
 }
 
 // New returns a Router with no configuration; until Apply is called every
@@ -50,7 +56,7 @@ func New(opts Options) *Router {
 	if client == nil {
 		client = defaultHTTPClient()
 	}
-	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions)}
+	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions), revoked: newRevocations()}
 	calls := *client
 	calls.Timeout = 0
 	r.init = &initializer{client: client, calls: &calls, log: log}
@@ -58,10 +64,18 @@ func New(opts Options) *Router {
 }
 
 // Apply compiles c and makes it the active configuration. Credentials and
-// the session key are resolved here, once, not per request. On error the
-// previous configuration stays active.
+// the session keys are resolved here, not per request: config.Watch calls
+// Apply again when one of them resolves differently, and the calls routed
+// (and backend sessions opened) after that use the new values. A session
+// key that changed keeps verifying for gateway.sessionKeyGracePeriod. Apply
+// starts (or moves) the revocation feed follower when the config names the
+// broker. On error the previous configuration stays active.
 func (r *Router) Apply(c *config.Config) error {
-	t, err := compile(c)
+	var prev *sessionid.Codec
+	if old := r.table.Load(); old != nil {
+		prev = old.codec
+	}
+	t, err := compile(c, prev)
 	if err != nil {
 		return err
 	}
@@ -69,6 +83,7 @@ func (r *Router) Apply(c *config.Config) error {
 	// Backend sessions of removed or moved servers are not purged here: a
 	// stale one answers 404 and is then invalidated like any lost session.
 	r.table.Store(t)
+	r.follow(c.Gateway.BrokerURL)
 	r.log.Info("router config applied", "servers", len(t.servers), "virtualServers", len(t.virtual))
 	return nil
 }
@@ -118,27 +133,33 @@ type table struct {
 	names   *config.Names
 	virtual map[string]*virtualServer
 	codec   *sessionid.Codec
-	maxBody int
+	// maxLifetime is gateway.sessionMaxLifetime in seconds.
+	maxLifetime int64
+	maxBody     int
 	// origins are the allowed Origin values; nil allows loopback origins
 	// only (see originAllowed).
 	origins map[string]struct{}
 }
 
-func compile(c *config.Config) (*table, error) {
-	key, err := c.Gateway.SessionKey.Resolve()
+// compile builds the table of c; prev is the codec of the table it
+// replaces (nil for the first), whose current key the new codec keeps for
+// the grace period if the key changed.
+func compile(c *config.Config, prev *sessionid.Codec) (*table, error) {
+	current, previous, err := c.Gateway.SessionKeys()
 	if err != nil {
-		return nil, fmt.Errorf("gateway.sessionKey: %w", err)
+		return nil, err
 	}
-	codec, err := sessionid.New([]byte(key))
+	codec, err := prev.Rotate(time.Now(), c.Gateway.KeyGracePeriod(), current, previous...)
 	if err != nil {
 		return nil, fmt.Errorf("gateway.sessionKey: %w", err)
 	}
 	t := &table{
-		byName:  make(map[string]*Server, len(c.Servers)),
-		names:   config.NewNames(c.Servers),
-		virtual: make(map[string]*virtualServer, len(c.VirtualServers)),
-		codec:   codec,
-		maxBody: c.Gateway.MaxRequestBodyBytes,
+		byName:      make(map[string]*Server, len(c.Servers)),
+		names:       config.NewNames(c.Servers),
+		virtual:     make(map[string]*virtualServer, len(c.VirtualServers)),
+		codec:       codec,
+		maxLifetime: int64(c.Gateway.MaxLifetime() / time.Second),
+		maxBody:     c.Gateway.MaxRequestBodyBytes,
 	}
 	if len(c.Gateway.AllowedOrigins) > 0 {
 		t.origins = make(map[string]struct{}, len(c.Gateway.AllowedOrigins))
@@ -202,4 +223,9 @@ type Metrics struct {
 	Replays          atomic.Int64 // calls replayed after a lost backend session
 	ReplaysSucceeded atomic.Int64 // of those, answered by the backend on a new session
 	Rejected         [numRejections]atomic.Int64
+
+	// Session termination (revocation.go, follow.go).
+	RevocationsApplied   atomic.Int64 // terminated sessions learned of: DELETEs forwarded, the broker's feed
+	RevocationFeedErrors atomic.Int64 // failed polls of the broker's revocation feed
+	BrokerRestarts       atomic.Int64 // new broker epochs seen on the feed (not counting the first)
 }

@@ -163,7 +163,7 @@ func TestLookup(t *testing.T) {
 	setTestEnv(t)
 	tab := func(file string) (*table, *config.Names) {
 		c := loadConfig(t, file)
-		tb, err := compile(c)
+		tb, err := compile(c, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +237,7 @@ func TestRejectionTable(t *testing.T) {
 
 func TestApply(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	sess := codec(t).Mint()
+	sess := codec(t).Mint("")
 	r.Sessions().Put(sess, "tools/everything", "b1")
 	decide := func() Action {
 		t.Helper()
@@ -260,7 +260,7 @@ func TestApply(t *testing.T) {
 		{"unset key", func(c *config.Config) { c.Gateway.SessionKey.Env = "MCPGW_UNSET_VAR" },
 			`gateway.sessionKey: environment variable "MCPGW_UNSET_VAR" is not set`},
 		{"short key", func(c *config.Config) { c.Gateway.SessionKey.Env = testTokenEnv },
-			"gateway.sessionKey: session key must be at least 32 bytes"},
+			"gateway.sessionKey: must be at least 32 bytes"},
 		{"credential", func(c *config.Config) { c.Servers[1].Credential.Env = "MCPGW_UNSET_VAR" },
 			`servers[1].credential: environment variable "MCPGW_UNSET_VAR" is not set`},
 	}
@@ -284,7 +284,7 @@ func TestApply(t *testing.T) {
 // A Stream keeps the table it started with while Apply swaps in another.
 func TestApplyDuringStream(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	sess := codec(t).Mint()
+	sess := codec(t).Mint("")
 	r.Sessions().Put(sess, "default/github", "b1")
 	s := r.NewStream()
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"gh_x"}}`)
@@ -319,7 +319,7 @@ func TestApplyResizesSessions(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	sess := codec(t).Mint()
+	sess := codec(t).Mint("")
 	r.Sessions().Put(sess, "default/weather", "b1")
 	for _, body := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
@@ -341,7 +341,7 @@ func TestMetrics(t *testing.T) {
 
 func TestToolNameValidity(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "default/weather", "b")
 	r.Sessions().Put(gw, "tools/everything", "b")
 	tests := []struct {
@@ -403,7 +403,7 @@ func TestInternVersion(t *testing.T) {
 func TestHotPathAllocations(t *testing.T) {
 	testenv.SkipUnderRace(t)
 	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "default/weather", "backend-1")
 	for _, tc := range []struct {
 		path string

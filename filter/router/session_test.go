@@ -30,7 +30,7 @@ func TestOpenSessionStoresAndReuses(t *testing.T) {
 	forBoth(t, func(t *testing.T, jsonResponse bool) {
 		b := newBackend(t, jsonResponse)
 		r := routerFor(t, 0, map[string]*backend{"echo": b})
-		gw := codec(t).Mint()
+		gw := codec(t).Mint("")
 
 		// First call: no backend session yet.
 		s := r.NewStream()
@@ -80,7 +80,7 @@ func TestOpenSessionConcurrentFirstCalls(t *testing.T) {
 		b := newBackend(t, jsonResponse)
 		b.initGate = make(chan struct{})
 		r := routerFor(t, 0, map[string]*backend{"echo": b})
-		gw := codec(t).Mint()
+		gw := codec(t).Mint("")
 		const n = 16
 		streams := make([]*Stream, n)
 		for i := range streams {
@@ -157,7 +157,7 @@ func TestOpenSessionFailure(t *testing.T) {
 				defer srv.Close()
 			}
 			r := routerFor(t, 0, map[string]*backend{"f": {srv: srv}})
-			gw := codec(t).Mint()
+			gw := codec(t).Mint("")
 			for attempt := 1; attempt <= 2; attempt++ {
 				res := send(t, r, gw, "", `{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"f_x"}}`)
 				want := `{"jsonrpc":"2.0","id":"c1","error":{"code":-32603,"message":"Backend MCP server unavailable"}}`
@@ -190,7 +190,7 @@ func TestOpenSessionStatelessBackend(t *testing.T) {
 	}))
 	defer srv.Close()
 	r := routerFor(t, 0, map[string]*backend{"f": {srv: srv}})
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	for i := range 2 {
 		s := r.NewStream()
 		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"f_x"}}`
@@ -217,7 +217,7 @@ func TestOpenSessionProtocolVersion(t *testing.T) {
 	b := newBackend(t, true)
 	r := routerFor(t, 0, map[string]*backend{"echo": b})
 	for _, v := range []string{"", "2025-03-26", `2025-06-18","capabilities":{"sampling":{}},"x":"`} {
-		gw := codec(t).Mint()
+		gw := codec(t).Mint("")
 		s := r.NewStream()
 		body := call(1, "echo_x", "")
 		h := post(gw, []byte(body))
@@ -242,7 +242,7 @@ func TestOpenSessionProtocolVersion(t *testing.T) {
 // ResponseHeaders without a backend: which statuses and streams count.
 func TestResponseHeaders(t *testing.T) {
 	r := newTestRouter(t, "router.yaml")
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	routed := func(t *testing.T) *Stream {
 		t.Helper()
 		r.Sessions().Put(gw, "default/weather", "b1")
@@ -343,7 +343,7 @@ func TestDeleteEndsBackendSessions(t *testing.T) {
 	forBoth(t, func(t *testing.T, jsonResponse bool) {
 		echo, other := newBackend(t, jsonResponse), newBackend(t, jsonResponse)
 		r := routerFor(t, 0, map[string]*backend{"echo": echo, "other": other})
-		gw, bystander := codec(t).Mint(), codec(t).Mint()
+		gw, bystander := codec(t).Mint(""), codec(t).Mint("")
 		for _, g := range []string{gw, bystander} {
 			for _, tool := range []string{"echo_x", "other_x"} {
 				if res := send(t, r, g, "2025-06-18", call(1, tool, "")); res.status != 200 {
@@ -377,17 +377,14 @@ func TestDeleteEndsBackendSessions(t *testing.T) {
 				t.Fatal("backend session not ended")
 			}
 		}
-		// The ended session is gone on the backend: a call with it is a 404,
-		// which the router answers by replaying the call on a fresh session.
-		r.Sessions().Put(gw, "echo", echoID)
-		if res := send(t, r, gw, "2025-06-18", call(2, "echo_x", "y")); !res.replayed || ran(res.body) != "ran x:y" {
-			t.Errorf("ended session still usable: %d %s (replayed %v)", res.status, res.body, res.replayed)
+		// The gateway session is over: a routed call with it gets the 404
+		// of an unknown session (MCP: 404 after termination), while the
+		// bystander's calls still run.
+		if res := send(t, r, gw, "2025-06-18", call(2, "echo_x", "")); res.status != 404 || !strings.Contains(res.body, "Session not found") {
+			t.Errorf("call after DELETE: %d %s, want 404", res.status, res.body)
 		}
-		if cur, _ := r.Sessions().Get(gw, "echo"); cur == echoID {
-			t.Error("the ended session is still stored")
-		}
-		if res := send(t, r, gw, "2025-06-18", call(3, "echo_x", "z")); ran(res.body) != "ran x:z" || res.replayed {
-			t.Errorf("after DELETE: %d %s", res.status, res.body)
+		if res := send(t, r, bystander, "2025-06-18", call(3, "echo_x", "z")); ran(res.body) != "ran x:z" {
+			t.Errorf("bystander after DELETE: %d %s", res.status, res.body)
 		}
 	})
 }
@@ -402,7 +399,7 @@ func TestDeleteThenStreamReuse(t *testing.T) {
 	if err := r.Apply(loadConfig(t, "router.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	r.Sessions().Put(gw, "default/weather", "b1")
 	r.Sessions().Put(gw, "default/github", "b2")
 	r.Sessions().Put(gw, "tools/everything", "") // stateless: nothing to end
@@ -427,7 +424,7 @@ func TestDeleteThenStreamReuse(t *testing.T) {
 func TestConfusedCallsRefused(t *testing.T) {
 	b := newBackend(t, true)
 	r := routerFor(t, 0, map[string]*backend{"echo": b})
-	gw := codec(t).Mint()
+	gw := codec(t).Mint("")
 	for _, body := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo_x","name":"secret"}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo_x"},"params":{"name":"secret"}}`,
@@ -454,7 +451,7 @@ func TestSessionsBoundedThroughRouter(t *testing.T) {
 	b := newBackend(t, true)
 	r := routerFor(t, 2, map[string]*backend{"echo": b})
 	c := codec(t)
-	gws := []string{c.Mint(), c.Mint(), c.Mint()}
+	gws := []string{c.Mint(""), c.Mint(""), c.Mint("")}
 	for i, gw := range gws {
 		if res := send(t, r, gw, "2025-06-18", call(i, "echo_x", "")); res.status != 200 {
 			t.Fatalf("%d: %d %s", i, res.status, res.body)

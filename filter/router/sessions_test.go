@@ -245,7 +245,7 @@ func TestMemoryPerSession(t *testing.T) {
 	for i := range n {
 		// The gateway id is garbage once Put copied it; the backend id
 		// (26 chars, like go-sdk's) is held, as an HTTP header value is.
-		gw := c.Mint()
+		gw := c.Mint("")
 		s.Put(gw, "default/weather", fmt.Sprintf("%026d", i))
 		// A client context as a real client sends it (copied per session,
 		// as rememberInitialize does), and a level.

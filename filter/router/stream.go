@@ -96,8 +96,9 @@ type Stream struct {
 	action    Action
 	routed    bool
 
-	gateway         string // client's gateway session (owned copy)
-	protocolVersion string // owned copy
+	gateway         string       // client's gateway session (owned copy)
+	protocolVersion string       // owned copy
+	session         sessionState // the verdict on gateway (checkSession)
 	// stateless is set for a request of the stateless era (2026-07-28 or
 	// later per MCP-Protocol-Version): no gateway session, and mcpMethod
 	// and mcpName (owned copies of its headers) must match the body.
@@ -176,9 +177,13 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 		return s.reject(RejectNotReady)
 	}
 	// Before anything else, for every method: a browser page of another
-	// origin (DNS rebinding) must not reach the gateway at all.
+	// origin (DNS rebinding) must not reach the gateway at all, and no
+	// client the broker's internal endpoints.
 	if h.Origin != "" && !s.t.originAllowed(h.Origin) {
 		return s.reject(RejectOrigin)
+	}
+	if config.IsInternalPath(h.Path) {
+		return s.reject(RejectInternalPath)
 	}
 	s.protocolVersion = internVersion(h.ProtocolVersion)
 	if s.protocolVersion >= statelessVersion {
@@ -193,10 +198,14 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 	}
 	if h.SessionID != "" {
 		s.gateway = s.ownGateway(h.SessionID)
+		// A POST body is read first, so that the reply echoes its id.
+		if s.checkSession() == sessionEnded && (h.Method != "POST" || h.EndOfStream) {
+			return s.reject(RejectUnknownSession)
+		}
 	}
 	switch {
-	case h.Method == "DELETE" && s.gateway != "" && s.t.codec.Valid(s.gateway):
-		s.endSessions()
+	case h.Method == "DELETE" && s.live():
+		s.terminate()
 		return HeadersContinue
 	case h.Method == "GET" && h.LastEventID != "" && s.routeResume(h.LastEventID):
 		return HeadersRoute
@@ -206,7 +215,7 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 		return s.reject(RejectTooLarge)
 	case h.ContentType != "" && !isJSON(h.ContentType):
 		return s.reject(RejectContentType)
-	case s.stateless && s.routeOnHeaders():
+	case s.stateless && s.session != sessionEnded && s.routeOnHeaders():
 		return HeadersRoute
 	}
 	return HeadersBuffer
@@ -273,23 +282,14 @@ func isJSON(ct string) bool {
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
 }
 
-// endSessions forgets the gateway session's backend sessions and ends them
-// on the backends in the background; the broker ends the gateway session.
-func (s *Stream) endSessions() {
-	dropped := s.r.sessions.Drop(s.gateway)
-	if len(dropped) == 0 {
-		return
-	}
-	// Capture what the goroutine needs: the Stream itself may be Released
-	// and Init'ed for the adapter's next request while it runs.
-	t, in := s.t, s.r.init
-	go func() {
-		for _, b := range dropped {
-			if srv := t.byName[b.server]; srv != nil && b.id != "" {
-				in.close(context.Background(), srv, b.id)
-			}
+// closeBackends ends dropped backend sessions on their backends (call it on
+// a goroutine of its own: it does network I/O).
+func (t *table) closeBackends(in *initializer, dropped []backendSession) {
+	for _, b := range dropped {
+		if srv := t.byName[b.server]; srv != nil && b.id != "" {
+			in.close(context.Background(), srv, b.id)
 		}
-	}()
+	}
 }
 
 // RequestBody decides what to do with the complete request body, which may
@@ -304,6 +304,9 @@ func (s *Stream) RequestBody(body []byte) Action {
 	m, ok := scanMessage(body)
 	if !ok {
 		return s.rejectBody(RejectParse)
+	}
+	if s.session == sessionEnded {
+		return s.rejectEnded(&m)
 	}
 	json := unsafe.String(unsafe.SliceData(body), len(body)) // zero-copy view for gjson
 	if m.kind == '[' {
@@ -442,7 +445,7 @@ func (s *Stream) route(method, json string, m *message) Action {
 		}
 		return s.rejectBody(RejectMissingSession)
 	}
-	if !s.t.codec.Valid(s.gateway) {
+	if !s.live() {
 		return s.rejectBody(RejectUnknownSession)
 	}
 	s.setTarget(srv, json, m.name, bare)

@@ -51,7 +51,7 @@ func BenchmarkSessions10k(b *testing.B) {
 
 	clients := make([]*client, *numClients)
 	for i := range clients {
-		h := requestHeaders{host: s.gatewayAddr(), path: "/mcp", sessionID: s.codec.Mint(), version: protocolVersion}
+		h := requestHeaders{host: s.gatewayAddr(), path: "/mcp", sessionID: s.codec.Mint(""), version: protocolVersion}
 		clients[i] = &client{conn: newHTTPConn(s.gatewayAddr()), call: newToolCall(h, backendPrefix+"echo")}
 		defer clients[i].conn.Close()
 	}
@@ -144,7 +144,7 @@ func createSessions(s *stack, clients []*client, n, pid int) (ids []string, firs
 				if i == n/2 {
 					rssHalf, _ = rssBytes(pid) // one writer; read after wg.Wait
 				}
-				ids[i] = s.codec.Mint()
+				ids[i] = s.codec.Mint("")
 				c.call.setSession(ids[i])
 				d, callErr := c.do(int(callIDs.Add(1)))
 				if callErr != nil {

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,9 +32,10 @@ import (
 // real kube-apiserver and etcd, the controller writing its config file, and
 // the gateway reading that file (a real Envoy with the router module, and
 // the broker). A go-sdk client talks to Envoy only. Registering a server,
-// adding a virtual server, disabling and deleting the registration each
-// change what the client can list and call, with nothing restarted, and
-// the statuses tell the broker's own view.
+// adding a virtual server, rotating the server's credential, disabling and
+// deleting the registration each change what the client can list and call
+// (or what the backend gets), with nothing restarted, and the statuses tell
+// the broker's own view.
 //
 // The backend is a go-sdk server on loopback. The controller maps the
 // HTTPRoute's Service to it with Options.ServiceAddresses, the option for
@@ -55,7 +58,8 @@ func TestControllerDrivesGateway(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	backendURL, stopBackend, err := mcptest.Serve(ctx, "127.0.0.1:0", mcptest.NewEchoServer("weather"))
+	seen := &mcptest.Initializes{}
+	backendURL, stopBackend, err := mcptest.ServeRecording(ctx, "127.0.0.1:0", mcptest.NewEchoServer("weather"), seen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +119,9 @@ func TestControllerDrivesGateway(t *testing.T) {
 	e.createNamespace("team-a")
 	start = time.Now()
 	e.create(httpRoute("team-a", "weather", "weather.mcp.local", "weather", 8080))
+	e.create(credentialSecret("team-a", "weather-token", true, map[string]string{"token": "Bearer one"}))
 	reg := registration("team-a", "weather", "weather", "weather_")
+	reg.Spec.CredentialRef = &v1alpha1.CredentialReference{Name: "weather-token", Key: "token"}
 	e.create(reg)
 	g.waitTools(cs, "registered tools listed", []string{"weather_echo", "weather_whoami"})
 	routed := g.routedCalls()
@@ -136,6 +142,7 @@ func TestControllerDrivesGateway(t *testing.T) {
 	t.Logf("Ready: %s", condition(got, v1alpha1.ConditionReady).Message)
 
 	g.checkVirtualServer(e)
+	g.checkCredentialRotation(e, seen, o.OutputFile)
 
 	// Disable: the tools disappear, and the router refuses their calls.
 	update(e, reg, func(r *v1alpha1.MCPServerRegistration) { r.Spec.Enabled = ptr.To(false) })
@@ -187,6 +194,55 @@ func (g *gatewayClient) checkVirtualServer(e *env) {
 	}
 	if _, err := g.tryConnect("/mcp/team-a/nope"); err == nil || !strings.Contains(err.Error(), `virtual server "team-a/nope" not found`) {
 		t.Errorf("unknown virtual server: %v", err)
+	}
+}
+
+// checkCredentialRotation: a credential Secret changed in the cluster
+// reaches the backend on the router's next new backend session, with the
+// config file left as it is (the controller rewrites only the credential
+// file, which the gateway's config watch re-reads).
+func (g *gatewayClient) checkCredentialRotation(e *env, seen *mcptest.Initializes, configFile string) {
+	t := g.t
+	t.Helper()
+	if got := seen.Of(mcptest.RouterClient); len(got) == 0 || got[len(got)-1] != "Bearer one" {
+		t.Fatalf("the router's backend sessions were opened with %q, want Bearer one", got)
+	}
+	before, err := os.ReadFile(configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloads, err := harness.Counter(g.envoy.AdminURL(), "mcpgw.secret_reloads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	update(e, credentialSecret("team-a", "weather-token", true, nil), func(s *corev1.Secret) {
+		s.Data = map[string][]byte{"token": []byte("Bearer two")}
+	})
+	eventually(t, "the router re-read the credential", func() error {
+		g.poke() // the module exports its counters when a stream ends
+		n, err := harness.Counter(g.envoy.AdminURL(), "mcpgw.secret_reloads")
+		if err == nil && n <= reloads {
+			err = fmt.Errorf("mcpgw.secret_reloads = %d", n)
+		}
+		return err
+	})
+	cs := g.connect(config.EndpointPath)
+	if err := g.call(cs, "weather_whoami", nil, "weather"); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen.Of(mcptest.RouterClient); got[len(got)-1] != "Bearer two" {
+		t.Errorf("the new backend session was opened with %q, want Bearer two", got[len(got)-1])
+	}
+	if after, _ := os.ReadFile(configFile); !bytes.Equal(before, after) {
+		t.Errorf("the config file changed for a credential change:\n%s", after)
+	}
+}
+
+// poke sends one request through Envoy (the broker answers it).
+func (g *gatewayClient) poke() {
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := hc.Get(g.base + config.EndpointPath); err == nil {
+		resp.Body.Close()
 	}
 }
 

@@ -195,7 +195,7 @@ func resultText(res *mcp.CallToolResult) string {
 }
 
 // postRaw sends one JSON-RPC body and returns the HTTP status and the
-// JSON-RPC error code (0 if none).
+// JSON-RPC error code (0 if none) of the JSON or SSE response.
 func postRaw(t *testing.T, url, session, body string) (int, int) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url, bytes.NewBufferString(body))
@@ -210,6 +210,13 @@ func postRaw(t *testing.T, url, session, body string) (int, int) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		for line := range strings.Lines(string(b)) { // the response is the last data
+			if d, ok := strings.CutPrefix(strings.TrimSpace(line), "data:"); ok {
+				b = []byte(d)
+			}
+		}
+	}
 	var msg struct {
 		Error *struct{ Code int } `json:"error"`
 	}

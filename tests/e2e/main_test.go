@@ -23,13 +23,16 @@ type backend struct {
 	name, prefix, addr, url string
 	srv                     *mcp.Server
 	opts                    *mcp.StreamableHTTPOptions // nil: go-sdk defaults
-	stop                    func()
+	// wrap, if set, wraps the MCP handler (to observe requests).
+	wrap       func(http.Handler) http.Handler
+	credential *config.Credential // nil: none
+	stop       func()
 }
 
 func (b *backend) serverConfig() config.Server {
 	// The :authority is the backend's own address: go-sdk servers bound to
 	// loopback refuse other Host headers (DNS-rebinding protection).
-	return config.Server{Name: "e2e/" + b.name, URL: b.url, Hostname: b.addr, Prefix: b.prefix}
+	return config.Server{Name: "e2e/" + b.name, URL: b.url, Hostname: b.addr, Prefix: b.prefix, Credential: b.credential}
 }
 
 // start serves the backend at its address (a fresh one the first time).
@@ -40,7 +43,19 @@ func (b *backend) start(t *testing.T) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	url, stop, err := mcptest.ServeOptions(context.Background(), addr, b.srv, b.opts)
+	var url string
+	var stop func()
+	var err error
+	if b.wrap != nil {
+		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.srv }, b.opts)
+		url, stop, err = mcptest.ServeHandler(context.Background(), addr, b.wrap(h), func() {
+			for ss := range b.srv.Sessions() {
+				ss.Close()
+			}
+		})
+	} else {
+		url, stop, err = mcptest.ServeOptions(context.Background(), addr, b.srv, b.opts)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +67,12 @@ func (b *backend) start(t *testing.T) {
 	}
 }
 
-// env is one running gateway with its backends.
+// env is one running gateway with its backends. Its router follows the
+// broker's revocation feed (gateway.brokerURL).
 type env struct {
 	stack      *harness.Stack
 	configPath string
+	gateway    config.Gateway
 	backends   []*backend
 }
 
@@ -72,13 +89,19 @@ func startEnv(t *testing.T, backends ...*backend) *env {
 		b.start(t)
 	}
 	dir := t.TempDir()
-	e := &env{configPath: filepath.Join(dir, "config.yaml"), backends: backends}
+	brokerLn, err := harness.ListenBroker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{configPath: filepath.Join(dir, "config.yaml"), backends: backends,
+		gateway: config.Gateway{BrokerURL: harness.BrokerURL(brokerLn)}}
 	e.writeConfig(t)
 	stack, err := harness.StartStack(context.Background(), harness.StackOptions{
 		Root: root, EnvoyBinary: envoyBin, ModuleDir: moduleDir,
-		ConfigPath: e.configPath, WorkDir: dir, EnvoyLogLevel: "info",
+		ConfigPath: e.configPath, WorkDir: dir, EnvoyLogLevel: "info", BrokerListener: brokerLn,
 	})
 	if err != nil {
+		brokerLn.Close()
 		t.Fatal(err)
 	}
 	e.stack = stack
@@ -99,7 +122,7 @@ func (e *env) writeConfig(t *testing.T) {
 	for _, b := range e.backends {
 		servers = append(servers, b.serverConfig())
 	}
-	if err := harness.WriteConfig(e.configPath, servers); err != nil {
+	if err := harness.WriteGatewayConfig(e.configPath, e.gateway, servers); err != nil {
 		t.Fatal(err)
 	}
 }

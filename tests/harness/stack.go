@@ -40,10 +40,12 @@ type StackOptions struct {
 	EnvoyOutput   io.Writer
 	Logger        *slog.Logger // broker logs; nil discards
 	// BrokerListener, if set, is where the broker serves (the stack takes
-	// it over); by default it listens on a free loopback port. A caller
-	// that must know the broker's address before the stack starts (e.g. a
-	// controller polling its /status) listens first.
+	// it over); else it listens on BrokerAddr, by default a free loopback
+	// port. A caller that must know the broker's address before the stack
+	// starts (e.g. a controller polling its /status, or a config naming it
+	// as gateway.brokerURL) listens first (ListenBroker) or fixes it.
 	BrokerListener net.Listener
+	BrokerAddr     string
 }
 
 // Stack is a running gateway.
@@ -70,9 +72,12 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 	s := &Stack{cancel: cancel, brokerDone: make(chan error, 1)}
 	ln := o.BrokerListener
 	if ln == nil {
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		if o.BrokerAddr == "" {
+			o.BrokerAddr = "127.0.0.1:0"
+		}
+		if ln, err = net.Listen("tcp", o.BrokerAddr); err != nil {
 			cancel()
-			return nil, err
+			return nil, fmt.Errorf("broker: %w", err)
 		}
 	}
 	s.BrokerAddr = ln.Addr().String()
@@ -147,21 +152,33 @@ func WriteSessionKey(path string) error {
 	return os.WriteFile(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600)
 }
 
+// ListenBroker listens on a free loopback port for the broker, so that the
+// config can name it (gateway.brokerURL: BrokerURL(ln)) before the stack
+// starts; pass it as StackOptions.BrokerListener.
+func ListenBroker() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// BrokerURL is the base URL of a broker serving on ln, as the config's
+// gateway.brokerURL names it.
+func BrokerURL(ln net.Listener) string { return "http://" + ln.Addr().String() }
+
 // WriteConfig writes a config file with the given servers, using the
 // session key file next to it (created if missing), atomically (write to a
 // temporary file, then rename), as a careful writer would.
 func WriteConfig(path string, servers []config.Server) error {
+	return WriteGatewayConfig(path, config.Gateway{}, servers)
+}
+
+// WriteGatewayConfig is WriteConfig with gateway settings (such as
+// BrokerURL); its session key is always the file next to the config.
+func WriteGatewayConfig(path string, gw config.Gateway, servers []config.Server) error {
 	keyFile := filepath.Join(filepath.Dir(path), "session.key")
 	if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
 		if err := WriteSessionKey(keyFile); err != nil {
 			return err
 		}
 	}
-	c := config.Config{
-		Version: config.Version,
-		Gateway: config.Gateway{SessionKey: config.SecretRef{File: "session.key"}},
-		Servers: servers,
-	}
+	gw.SessionKey = config.SecretRef{File: "session.key"}
+	c := config.Config{Version: config.Version, Gateway: gw, Servers: servers}
 	b, err := yaml.Marshal(c)
 	if err != nil {
 		return err

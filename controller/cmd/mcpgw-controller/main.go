@@ -79,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (controller.Options, error) {
 		return nil
 	})
 	fs.StringVar(&o.BrokerStatusURL, "broker-status-url", "", "the broker's GET /status URL, read for Ready conditions (empty: Ready stays Unknown)")
+	fs.StringVar(&o.Gateway.BrokerURL, "broker-url", "", "the broker's base URL as the routers in Envoy reach it, written into the config (gateway.brokerURL: they follow its revocation feed); default: -broker-status-url without /status")
 	fs.DurationVar(&o.StatusInterval, "status-interval", 10*time.Second, "how often the broker's status is read")
 	fs.DurationVar(&o.Resync, "resync", 5*time.Minute, "full pass interval without events (repairs out-of-band edits)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "0", "metrics listen address (0 disables)")

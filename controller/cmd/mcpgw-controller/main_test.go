@@ -39,6 +39,11 @@ func TestParseFlags(t *testing.T) {
 		t.Error("a -service-address without = was accepted")
 	}
 
+	o, err = parseFlags([]string{"-kubeconfig", kc, "-broker-url", "http://mcpgw-broker.mcpgw-system.svc:8090"}, io.Discard)
+	if err != nil || o.Gateway.BrokerURL != "http://mcpgw-broker.mcpgw-system.svc:8090" {
+		t.Errorf("-broker-url: %q, %v", o.Gateway.BrokerURL, err)
+	}
+
 	// Every problem at once.
 	_, err = parseFlags([]string{"-kubeconfig", kc, "-log-format", "xml", "-log-level", "loud"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "-log-format") || !strings.Contains(err.Error(), "-log-level") {

@@ -6,7 +6,7 @@ import "maps"
 // replies, then calls routed to env's backend, the last ones meeting a lost
 // backend session.
 func Cases(env *Env) []Case {
-	gw := env.Codec.Mint()
+	gw := env.Codec.Mint("")
 	cases := forwardCases(env, gw)
 	cases = append(cases, replyCases(gw)...)
 	cases = append(cases, routeCases(env, gw)...)
@@ -40,7 +40,7 @@ func forwardCases(env *Env, gw string) []Case {
 			Want{Continued: true, Headers: map[string]string{"x-mcp-method": ""}}},
 		{"no body/GET", Request{Method: "GET", Headers: [][2]string{session}},
 			Want{Continued: true, Headers: map[string]string{"x-mcp-method": ""}}},
-		{"no body/DELETE", Request{Method: "DELETE", Headers: [][2]string{{"mcp-session-id", env.Codec.Mint()}}},
+		{"no body/DELETE", Request{Method: "DELETE", Headers: [][2]string{{"mcp-session-id", env.Codec.Mint("")}}},
 			Want{Continued: true}},
 		{"no body/POST", Request{Headers: [][2]string{session}}, Want{Continued: true}},
 		{"no body/spoofed header still removed", Request{Method: "GET", Headers: [][2]string{{"x-mcp-servername", "evil"}}},
