@@ -3,7 +3,10 @@ package broker
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"github.com/mcpgw/mcpgw/filter/config"
 )
@@ -30,18 +33,50 @@ func (b *Broker) Handler() http.Handler {
 // them countable. Ids that are genuine but unknown (e.g. minted before a
 // broker restart) still get the go-sdk's 404, which tells the client to
 // initialize again.
+//
+// A POST is refused with a JSON-RPC error that carries its request's id
+// (clients match errors to requests by id), never with the go-sdk's
+// text/plain answers: the messages the go-sdk would refuse without a
+// JSON-RPC error, or accept without an answer, are refused here first
+// (messages.go), and its remaining text/plain refusals are rewritten
+// (jsonErrors).
 func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	var body []byte // a POST's JSON body
+	if r.Method == http.MethodPost && isJSON(r.Header.Get("Content-Type")) {
+		var err error
+		if body, err = io.ReadAll(r.Body); err != nil {
+			writeError(w, http.StatusBadRequest, nil, &jsonrpc.Error{
+				Code: jsonrpc.CodeParseError, Message: "Parse error: request body unreadable"})
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	id := singleID(body)
 	codec := b.codec.Load()
 	if codec == nil {
-		http.Error(w, "broker has no configuration yet", http.StatusServiceUnavailable)
+		writeError(w, http.StatusServiceUnavailable, id, &jsonrpc.Error{
+			Code: jsonrpc.CodeInternalError, Message: "broker has no configuration yet"})
 		return
 	}
-	if id := r.Header.Get(sessionIDHeader); id != "" && !codec.Valid(id) {
+	if sid := r.Header.Get(sessionIDHeader); sid != "" && !codec.Valid(sid) {
 		b.metrics.sessionsRejected.Add(1)
-		http.Error(w, "session not found", http.StatusNotFound)
+		writeError(w, http.StatusNotFound, id, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "session not found"})
 		return
 	}
-	h.ServeHTTP(w, r)
+	if r.Method != http.MethodPost {
+		h.ServeHTTP(w, r)
+		return
+	}
+	if body != nil {
+		if status, reply := checkRequest(r, body); reply != nil {
+			b.metrics.messagesRefused.Add(1)
+			writeJSON(w, status, reply)
+			return
+		}
+	}
+	jw := &jsonErrors{ResponseWriter: w, id: id}
+	h.ServeHTTP(jw, r)
+	jw.finish()
 }
 
 func (b *Broker) serveStatus(w http.ResponseWriter, _ *http.Request) {

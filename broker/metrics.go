@@ -25,6 +25,7 @@ var proxiedKindNames = [numProxiedKinds]string{"tool", "prompt", "resource", "co
 type metrics struct {
 	sessionsMinted       atomic.Int64
 	sessionsRejected     atomic.Int64 // forged Mcp-Session-Id
+	messagesRefused      atomic.Int64 // invalid POSTed messages (messages.go)
 	sessionsExpired      atomic.Int64 // closed for idleness (idle.go)
 	virtualUnknown       atomic.Int64 // requests for a virtual server not in the config
 	proxied              [numProxiedKinds]atomic.Int64
@@ -41,6 +42,7 @@ func (b *Broker) writeMetrics(w io.Writer) {
 	counter(w, "mcpgw_broker_sessions_created_total", "Client sessions created (gateway session ids minted).", m.sessionsMinted.Load())
 	counter(w, "mcpgw_broker_sessions_expired_total", "Client sessions closed after SessionIdleTimeout without activity.", m.sessionsExpired.Load())
 	counter(w, "mcpgw_broker_sessions_rejected_total", "Requests rejected with 404 for a forged session id.", m.sessionsRejected.Load())
+	counter(w, "mcpgw_broker_messages_refused_total", "Invalid JSON-RPC messages refused with a JSON-RPC error.", m.messagesRefused.Load())
 	counter(w, "mcpgw_broker_virtual_server_not_found_total", "Requests for a virtual server the config does not have (HTTP 404).", m.virtualUnknown.Load())
 	header(w, "mcpgw_broker_proxied_requests_total", "counter", "Requests the broker proxied to a backend itself (fallback path).")
 	for k, name := range proxiedKindNames {
