@@ -211,10 +211,14 @@ func (b *Broker) newHandler(srv *mcp.Server) http.Handler {
 			if isTaskRequest(r) && b.serveTask(w, r) {
 				return
 			}
-			stateless.ServeHTTP(w, r)
+			if !b.refuseInvalid(w, r) {
+				stateless.ServeHTTP(w, r)
+			}
 			return
 		}
-		tracked.ServeHTTP(w, r)
+		if !b.refuseInvalid(w, r) {
+			tracked.ServeHTTP(w, r)
+		}
 	})
 }
 

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -36,9 +37,9 @@ func (b *Broker) Handler() http.Handler {
 //
 // A POST is refused with a JSON-RPC error that carries its request's id
 // (clients match errors to requests by id), never with the go-sdk's
-// text/plain answers: the messages the go-sdk would refuse without a
-// JSON-RPC error, or accept without an answer, are refused here first
-// (messages.go), and its remaining text/plain refusals are rewritten
+// text/plain answers: the handlers refuse the messages the go-sdk would
+// refuse without a JSON-RPC error, or accept without an answer, first
+// (refuseInvalid), and its remaining text/plain refusals are rewritten
 // (jsonErrors).
 func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	var body []byte // a POST's JSON body
@@ -50,6 +51,7 @@ func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request, h http.Handler
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, body))
 	}
 	id := singleID(body)
 	codec := b.codec.Load()
@@ -67,17 +69,13 @@ func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request, h http.Handler
 		h.ServeHTTP(w, r)
 		return
 	}
-	if body != nil {
-		if status, reply := checkRequest(r, body); reply != nil {
-			b.metrics.messagesRefused.Add(1)
-			writeJSON(w, status, reply)
-			return
-		}
-	}
 	jw := &jsonErrors{ResponseWriter: w, id: id}
 	h.ServeHTTP(jw, r)
 	jw.finish()
 }
+
+// bodyKey is the context key of a POST's JSON body, read by serveMCP.
+type bodyKey struct{}
 
 func (b *Broker) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	body, err := json.MarshalIndent(b.Status(), "", "  ")

@@ -38,8 +38,12 @@ import (
 //     notification of such a method: HTTP 400, -32601;
 //   - a request without the params its method needs: HTTP 200, -32602
 //     (the router answers a tools/call without a name the same way);
-//   - an MCP-Protocol-Version the broker does not serve: HTTP 400, -32022
-//     (the stateless era's code) with the supported versions in its data.
+//   - a session-era message other than initialize (or server/discover)
+//     without an Mcp-Session-Id: HTTP 400, -32600 (the go-sdk would open a
+//     session for it, which answers an error with code 0);
+//   - an MCP-Protocol-Version the broker does not serve, earlier or later:
+//     HTTP 400, -32022 (the stateless era's code) with the supported
+//     versions in its data.
 //
 // A batch (2025-03-26) with any such message is refused as a whole: HTTP
 // 400 with an array of the refused messages' errors.
@@ -110,11 +114,28 @@ func newError(id json.RawMessage, code int64, format string, args ...any) *error
 	return &errorReply{JSONRPC: "2.0", ID: id, Error: &jsonrpc.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
 }
 
+// refuseInvalid answers r, a request to one of the broker's MCP servers,
+// and reports true if its JSON body (read by serveMCP) is one the broker
+// refuses (see above).
+func (b *Broker) refuseInvalid(w http.ResponseWriter, r *http.Request) bool {
+	body, ok := r.Context().Value(bodyKey{}).([]byte)
+	if !ok {
+		return false
+	}
+	status, reply := checkRequest(r, body)
+	if reply == nil {
+		return false
+	}
+	b.metrics.messagesRefused.Add(1)
+	writeJSON(w, status, reply)
+	return true
+}
+
 // checkRequest returns the HTTP status and the JSON-RPC error(s) of a POST
 // with JSON body the broker refuses (see above), or a nil reply.
 func checkRequest(r *http.Request, body []byte) (int, any) {
 	stateless := isStateless(r)
-	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !slices.Contains(protocolVersions(), v) && v < statelessVersion {
+	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !slices.Contains(protocolVersions(), v) {
 		reply := newError(singleID(body), mcp.CodeUnsupportedProtocolVersion, "Unsupported protocol version %.32q", v)
 		reply.Error.Data, _ = json.Marshal(mcp.UnsupportedProtocolVersionData{Supported: protocolVersions(), Requested: v})
 		return http.StatusBadRequest, reply
@@ -125,6 +146,12 @@ func checkRequest(r *http.Request, body []byte) (int, any) {
 	}
 	if trimmed[0] != '[' {
 		status, reply := checkMessage(body, stateless)
+		if reply == nil && !stateless && r.Header.Get(sessionIDHeader) == "" && !opensSession(body) {
+			// The go-sdk would open a session for it and answer, from that
+			// uninitialized session, an error with code 0.
+			return http.StatusBadRequest, newError(singleID(body), jsonrpc.CodeInvalidRequest,
+				"Bad Request: Mcp-Session-Id header is required (initialize first)")
+		}
 		if reply == nil {
 			return 0, nil
 		}
@@ -147,6 +174,16 @@ func checkRequest(r *http.Request, body []byte) (int, any) {
 		return 0, nil
 	}
 	return http.StatusBadRequest, refused
+}
+
+// opensSession reports whether a session-era message may come without a
+// session: an initialize, or a server/discover (which a client sends to
+// learn the versions before it picks an era).
+func opensSession(body []byte) bool {
+	var m struct {
+		Method string `json:"method"`
+	}
+	return json.Unmarshal(body, &m) == nil && (m.Method == "initialize" || m.Method == "server/discover")
 }
 
 // checkMessage checks one message; it returns a nil reply for a valid one.

@@ -112,6 +112,12 @@ func TestInvalidMessagesGetJSONRPCErrors(t *testing.T) {
 			`[{"jsonrpc":"2.0","id":8,"method":"ping"},{"jsonrpc":"2.0","id":9}]`, 400, -32600, "9", false},
 		{"unsupported version", map[string]string{"Mcp-Protocol-Version": "2024-11-05", sessionIDHeader: c.ID()},
 			`{"jsonrpc":"2.0","id":10,"method":"ping"}`, 400, -32022, "10", false},
+		{"future version", map[string]string{"Mcp-Protocol-Version": "2099-01-01", "Mcp-Method": "ping"},
+			`{"jsonrpc":"2.0","id":13,"method":"ping"}`, 400, -32022, "13", false},
+		{"garbage version", map[string]string{"Mcp-Protocol-Version": "banana", "Mcp-Method": "ping"},
+			`{"jsonrpc":"2.0","id":14,"method":"ping"}`, 400, -32022, "14", false},
+		{"session-era request without a session", map[string]string{"Mcp-Protocol-Version": "2025-11-25"},
+			`{"jsonrpc":"2.0","id":15,"method":"tools/list"}`, 400, -32600, "15", false},
 		// The go-sdk's own refusals, rewritten.
 		{"no Accept", map[string]string{"Mcp-Protocol-Version": "2025-11-25", sessionIDHeader: c.ID(), "Accept": ""},
 			`{"jsonrpc":"2.0","id":11,"method":"ping"}`, 400, -32600, "11", false},
@@ -133,8 +139,8 @@ func TestInvalidMessagesGetJSONRPCErrors(t *testing.T) {
 			}
 		})
 	}
-	if n := h.b.metrics.messagesRefused.Load(); n != 21 {
-		t.Errorf("mcpgw_broker_messages_refused_total = %d, want 21 (the refusals before the go-sdk)", n)
+	if n := h.b.metrics.messagesRefused.Load(); n != 24 {
+		t.Errorf("mcpgw_broker_messages_refused_total = %d, want 24 (the refusals before the go-sdk)", n)
 	}
 }
 
