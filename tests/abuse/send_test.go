@@ -112,4 +112,3 @@ func sendHalfThenClose(t *testing.T, f *fixture, _ *hostile) answer {
 	conn.Close()
 	return answer{}
 }
-
