@@ -26,7 +26,11 @@ type Backend struct {
 	// Options are the go-sdk handler's (nil: defaults). Stateless options
 	// make it a 2026-07-28 server, marked stateless in the config.
 	Options *mcp.StreamableHTTPOptions
-	// Addr (host:port) and URL are set by the first Start.
+	// Wrap, if set, wraps the go-sdk handler (e.g. to delay or count
+	// requests).
+	Wrap func(http.Handler) http.Handler
+	// Addr (host:port) and URL are set by the first Start; set Addr before
+	// to serve at a chosen address.
 	Addr, URL string
 	stop      func()
 }
@@ -39,7 +43,19 @@ func (b *Backend) Start(t testing.TB) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	url, stop, err := mcptest.ServeOptions(context.Background(), addr, b.Server, b.Options)
+	var url string
+	var stop func()
+	var err error
+	if b.Wrap == nil {
+		url, stop, err = mcptest.ServeOptions(context.Background(), addr, b.Server, b.Options)
+	} else {
+		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.Server }, b.Options)
+		url, stop, err = mcptest.ServeHandler(context.Background(), addr, b.Wrap(h), func() {
+			for ss := range b.Server.Sessions() {
+				ss.Close()
+			}
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
