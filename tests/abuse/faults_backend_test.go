@@ -242,4 +242,3 @@ func faultBackendDown(t *testing.T) {
 		return nil
 	})
 }
-
