@@ -54,6 +54,9 @@ func protocolVersions() []string {
 	return append([]string{statelessVersion}, upstream.SupportedProtocolVersions()...)
 }
 
+// servedVersions is protocolVersions, for the checks of every request.
+var servedVersions = protocolVersions()
+
 // methodKind is what a method's message must look like.
 type methodKind uint8
 
@@ -135,9 +138,9 @@ func (b *Broker) refuseInvalid(w http.ResponseWriter, r *http.Request) bool {
 // with JSON body the broker refuses (see above), or a nil reply.
 func checkRequest(r *http.Request, body []byte) (int, any) {
 	stateless := isStateless(r)
-	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !slices.Contains(protocolVersions(), v) {
+	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !slices.Contains(servedVersions, v) {
 		reply := newError(singleID(body), mcp.CodeUnsupportedProtocolVersion, "Unsupported protocol version %.32q", v)
-		reply.Error.Data, _ = json.Marshal(mcp.UnsupportedProtocolVersionData{Supported: protocolVersions(), Requested: v})
+		reply.Error.Data, _ = json.Marshal(mcp.UnsupportedProtocolVersionData{Supported: servedVersions, Requested: v})
 		return http.StatusBadRequest, reply
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
