@@ -71,6 +71,11 @@ func TestFaults(t *testing.T) {
 		}
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
+			t.Cleanup(func() {
+				if t.Failed() && f.fix != "" {
+					t.Logf("this fault expects fix (%s): %s", f.fix, fixes[f.fix])
+				}
+			})
 			f.run(t)
 		})
 	}

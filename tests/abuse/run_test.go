@@ -342,7 +342,7 @@ func TestHostileInputs(t *testing.T) {
 			a := f.run(t, c)
 			if err := c.verify(f, a); err != nil {
 				if c.fix != "" {
-					err = fmt.Errorf("%w [expects fix (%s)]", err, c.fix)
+					err = fmt.Errorf("%w\n[this case expects fix (%s): %s]", err, c.fix, fixes[c.fix])
 				}
 				t.Error(err)
 			}
