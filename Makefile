@@ -52,11 +52,12 @@ run: dynmod envoy ## Run the local stack: Envoy + router module + broker + two e
 	$(BIN)/mcpgw-local -port $(PORT) -module-dir $(BIN) -envoy $(ENVOY) $(if $(CONFIG),-config $(CONFIG))
 
 ##@ Test
-.PHONY: test test-unit test-e2e test-controller
-test: envoy kube ## Everything CI runs: unit (-race), adapter, end-to-end (real Envoy), controller (real kube-apiserver) and conformance tests
+.PHONY: test test-unit test-e2e test-abuse test-controller
+test: envoy kube ## Everything CI runs: unit (-race), adapter, end-to-end (real Envoy), abuse, controller (real kube-apiserver) and conformance tests
 	go vet ./...
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
+	$(MAKE) test-abuse
 	$(MAKE) test-controller
 	$(MAKE) conformance
 test-unit: envoy ## Unit and adapter tests with the race detector (the shared adapter table also runs in a real Envoy)
@@ -67,6 +68,8 @@ test-e2e: envoy ## End-to-end tests through a real Envoy with the module loaded 
 	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) go test -count=1 -timeout 10m ./tests/e2e/... ./tests/interop/...
 	@# Smoke-run the benchmarks once, so they cannot rot (numbers: make bench).
 	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./tests/bench/...
+test-abuse: envoy ## Fault and abuse suite through a real Envoy (every case: tests/abuse/CATALOGUE.md)
+	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) go test -count=1 -timeout 10m ./tests/abuse/...
 
 test-controller: kube ## Controller tests against a real kube-apiserver + etcd
 	go test -count=1 -timeout 15m ./tests/controller/...

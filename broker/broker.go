@@ -169,10 +169,8 @@ func (b *Broker) newServer(impl *mcp.Implementation, instructions string, caps *
 		Logger:       b.log,
 		GetSessionID: b.mintSessionID,
 		Instructions: instructions,
-		// The session-era versions (initialize never negotiates a later
-		// one) and the stateless 2026-07-28, which newHandler serves on
-		// the same endpoint.
-		SupportedProtocolVersions: append([]string{statelessVersion}, upstream.SupportedProtocolVersions()...),
+		// newHandler serves both eras on the same endpoint.
+		SupportedProtocolVersions: protocolVersions(),
 		Capabilities:              caps,
 	}
 	for _, f := range more {
@@ -218,10 +216,14 @@ func (b *Broker) newHandler(srv *mcp.Server) http.Handler {
 			if isTaskRequest(r) && b.serveTask(w, r) {
 				return
 			}
-			stateless.ServeHTTP(w, r)
+			if !b.refuseInvalid(w, r) {
+				stateless.ServeHTTP(w, r)
+			}
 			return
 		}
-		tracked.ServeHTTP(w, r)
+		if !b.refuseInvalid(w, r) {
+			tracked.ServeHTTP(w, r)
+		}
 	})
 }
 

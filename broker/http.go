@@ -2,9 +2,13 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"github.com/mcpgw/mcpgw/filter/config"
 )
@@ -35,26 +39,55 @@ func (b *Broker) Handler() http.Handler {
 // them countable. Ids that are genuine but unknown (e.g. minted before a
 // broker restart) still get the go-sdk's 404, which tells the client to
 // initialize again.
+//
+// A POST is refused with a JSON-RPC error that carries its request's id
+// (clients match errors to requests by id), never with the go-sdk's
+// text/plain answers: the handlers refuse the messages the go-sdk would
+// refuse without a JSON-RPC error, or accept without an answer, first
+// (refuseInvalid), and its remaining text/plain refusals are rewritten
+// (jsonErrors).
 func (b *Broker) serveMCP(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	var body []byte // a POST's JSON body
+	if r.Method == http.MethodPost && isJSON(r.Header.Get("Content-Type")) {
+		var err error
+		if body, err = io.ReadAll(r.Body); err != nil {
+			writeError(w, http.StatusBadRequest, nil, &jsonrpc.Error{
+				Code: jsonrpc.CodeParseError, Message: "Parse error: request body unreadable"})
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, body))
+	}
+	id := singleID(body)
 	codec := b.codec.Load()
 	if codec == nil {
-		http.Error(w, "broker has no configuration yet", http.StatusServiceUnavailable)
+		writeError(w, http.StatusServiceUnavailable, id, &jsonrpc.Error{
+			Code: jsonrpc.CodeInternalError, Message: "broker has no configuration yet"})
 		return
 	}
-	if id := r.Header.Get(sessionIDHeader); id != "" {
-		forged, expired := b.sessionOver(codec, id, time.Now())
+	if sid := r.Header.Get(sessionIDHeader); sid != "" {
+		forged, expired := b.sessionOver(codec, sid, time.Now())
 		if forged || expired {
 			if forged {
 				b.metrics.sessionsRejected.Add(1)
 			} else {
 				b.metrics.sessionsOver.Add(1)
 			}
-			http.Error(w, "session not found", http.StatusNotFound)
+			writeError(w, http.StatusNotFound, id, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "session not found"})
 			return
 		}
 	}
-	h.ServeHTTP(w, r)
+	if r.Method != http.MethodPost {
+		h.ServeHTTP(w, r)
+		return
+	}
+	jw := &jsonErrors{ResponseWriter: w, id: id}
+	h.ServeHTTP(jw, r)
+	jw.finish()
 }
+
+// bodyKey is the context key of a POST's JSON body, read by serveMCP.
+type bodyKey struct{}
 
 func (b *Broker) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	body, err := json.MarshalIndent(b.Status(), "", "  ")

@@ -25,6 +25,7 @@ var proxiedKindNames = [numProxiedKinds]string{"tool", "prompt", "resource", "co
 type metrics struct {
 	sessionsMinted       atomic.Int64
 	sessionsRejected     atomic.Int64 // forged Mcp-Session-Id
+	messagesRefused      atomic.Int64 // invalid POSTed messages (messages.go)
 	sessionsExpired      atomic.Int64 // closed for idleness (idle.go)
 	sessionsDeleted      atomic.Int64 // ended by the client's DELETE
 	sessionsEnded        atomic.Int64 // closed past their lifetime or key (idle.go)
@@ -50,6 +51,7 @@ func (b *Broker) writeMetrics(w io.Writer) {
 	counter(w, "mcpgw_broker_sessions_ended_total", "Client sessions closed past gateway.sessionMaxLifetime or once their key left the ring.", m.sessionsEnded.Load())
 	counter(w, "mcpgw_broker_sessions_over_lifetime_total", "Requests rejected with 404 for a session id past gateway.sessionMaxLifetime.", m.sessionsOver.Load())
 	counter(w, "mcpgw_broker_revocation_feed_answers_total", "Answers served on the revocation feed to the routers.", m.feedAnswers.Load())
+	counter(w, "mcpgw_broker_messages_refused_total", "Invalid JSON-RPC messages refused with a JSON-RPC error.", m.messagesRefused.Load())
 	counter(w, "mcpgw_broker_virtual_server_not_found_total", "Requests for a virtual server the config does not have (HTTP 404).", m.virtualUnknown.Load())
 	header(w, "mcpgw_broker_proxied_requests_total", "counter", "Requests the broker proxied to a backend itself (fallback path).")
 	for k, name := range proxiedKindNames {

@@ -53,10 +53,16 @@ type Stack struct {
 	Envoy      *Envoy
 	BrokerAddr string
 	DirectPort int
+	ctx        context.Context
 	cancel     context.CancelFunc
-	brokerDone chan error
-	closeOnce  sync.Once
-	closeErr   error
+	brokerOpts broker.Options
+
+	brokerMu     sync.Mutex
+	brokerCancel context.CancelFunc // nil while the broker is stopped
+	brokerDone   chan error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // StartStack starts the broker, then Envoy, and waits until both serve.
@@ -69,7 +75,7 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 		o.Port = ports[0]
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Stack{cancel: cancel, brokerDone: make(chan error, 1)}
+	s := &Stack{ctx: ctx, cancel: cancel, brokerOpts: broker.Options{ConfigPath: o.ConfigPath, Logger: o.Logger}}
 	ln := o.BrokerListener
 	if ln == nil {
 		if o.BrokerAddr == "" {
@@ -81,9 +87,7 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 		}
 	}
 	s.BrokerAddr = ln.Addr().String()
-	go func() {
-		s.brokerDone <- broker.Run(ctx, broker.Options{ConfigPath: o.ConfigPath, Listener: ln, Logger: o.Logger})
-	}()
+	s.runBroker(ln)
 	ec := EnvoyConfig{Port: o.Port, AdminPort: ports[1], ConfigPath: o.ConfigPath}
 	ec.BrokerHost, ec.BrokerPort, _ = SplitHostPort(s.BrokerAddr)
 	if o.DirectBackend != "" {
@@ -122,13 +126,58 @@ func (s *Stack) Close() error {
 		if s.Envoy != nil {
 			s.Envoy.Stop()
 		}
+		s.closeErr = s.StopBroker()
 		s.cancel()
-		s.closeErr = <-s.brokerDone
-		if errors.Is(s.closeErr, context.Canceled) {
-			s.closeErr = nil
-		}
 	})
 	return s.closeErr
+}
+
+// runBroker serves the broker on ln until StopBroker or Close.
+func (s *Stack) runBroker(ln net.Listener) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan error, 1)
+	s.brokerMu.Lock()
+	s.brokerCancel, s.brokerDone = cancel, done
+	s.brokerMu.Unlock()
+	opts := s.brokerOpts
+	opts.Listener = ln
+	go func() { done <- broker.Run(ctx, opts) }()
+}
+
+// StopBroker stops the broker, as a crash or a redeploy would: its client
+// sessions are gone, Envoy and the router keep running. It returns the
+// broker's error, if it failed; stopping a stopped broker does nothing.
+func (s *Stack) StopBroker() error {
+	s.brokerMu.Lock()
+	cancel, done := s.brokerCancel, s.brokerDone
+	s.brokerCancel = nil
+	s.brokerMu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// StartBroker starts a stopped broker again at its address, with the same
+// config file (and so the same session key): ids minted by the previous
+// one are genuine but unknown to it.
+func (s *Stack) StartBroker() error {
+	s.brokerMu.Lock()
+	running := s.brokerCancel != nil
+	s.brokerMu.Unlock()
+	if running {
+		return errors.New("harness: the broker is running")
+	}
+	ln, err := net.Listen("tcp", s.BrokerAddr)
+	if err != nil {
+		return fmt.Errorf("harness: listen again on the broker's address: %w", err)
+	}
+	s.runBroker(ln)
+	return nil
 }
 
 func freePorts(n int) ([]int, error) {
@@ -171,14 +220,23 @@ func WriteConfig(path string, servers []config.Server) error {
 // WriteGatewayConfig is WriteConfig with gateway settings (such as
 // BrokerURL); its session key is always the file next to the config.
 func WriteGatewayConfig(path string, gw config.Gateway, servers []config.Server) error {
-	keyFile := filepath.Join(filepath.Dir(path), "session.key")
-	if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
-		if err := WriteSessionKey(keyFile); err != nil {
-			return err
+	gw.SessionKey = config.SecretRef{File: "session.key"}
+	return WriteConfigFile(path, config.Config{Version: config.Version, Gateway: gw, Servers: servers})
+}
+
+// WriteConfigFile writes c like WriteConfig; a session key file named by
+// c.Gateway.SessionKey.File (relative to path) is created if missing.
+func WriteConfigFile(path string, c config.Config) error {
+	if f := c.Gateway.SessionKey.File; f != "" {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(filepath.Dir(path), f)
+		}
+		if _, err := os.Stat(f); errors.Is(err, os.ErrNotExist) {
+			if err := WriteSessionKey(f); err != nil {
+				return err
+			}
 		}
 	}
-	gw.SessionKey = config.SecretRef{File: "session.key"}
-	c := config.Config{Version: config.Version, Gateway: gw, Servers: servers}
 	b, err := yaml.Marshal(c)
 	if err != nil {
 		return err
