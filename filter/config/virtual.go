@@ -96,3 +96,13 @@ func VirtualServerFromPath(path string) (name string, ok bool) {
 	}
 	return name, true
 }
+
+// IsEndpointPath reports whether path (a :path, with any query) is the
+// gateway's endpoint or a virtual server's under it. The router acts on
+// those alone: a request for any other path sharing the listener (another
+// application's, or a near miss such as "/mcpx" or "/MCP") passes through
+// it untouched, to whatever Envoy's route table sends it to.
+func IsEndpointPath(path string) bool {
+	path, _, _ = strings.Cut(path, "?")
+	return path == EndpointPath || strings.HasPrefix(path, EndpointPath+"/")
+}

@@ -190,6 +190,9 @@ size_t envoy_dynamic_module_callback_http_get_body_chunks_size(uintptr_t filter_
 bool envoy_dynamic_module_callback_http_get_body_chunks(
     uintptr_t filter_envoy_ptr, int32_t body_type,
     envoy_dynamic_module_type_envoy_buffer* result_buffer_vector);
+// A: the byte length of the buffer of that type; 0 when it does not exist.
+size_t envoy_dynamic_module_callback_http_get_body_size(uintptr_t filter_envoy_ptr,
+                                                        int32_t body_type);
 // A: drain clamps number_of_bytes to the buffer length; both return false
 // when the buffer does not exist (e.g. "Received" outside a body hook).
 bool envoy_dynamic_module_callback_http_drain_body(uintptr_t filter_envoy_ptr, int32_t body_type,

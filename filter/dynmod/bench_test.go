@@ -18,6 +18,7 @@ func benchStream(b *testing.B, g *gateway, r request, wantBody int) {
 		s := g.cfg.NewStream()
 		s.Request.Add(":method", "POST")
 		s.Request.Add(":path", "/mcp")
+		s.Request.Add(":path", "/mcp")
 		s.Request.Add("content-type", "application/json")
 		if r.session != "" {
 			s.Request.Add("mcp-session-id", r.session)

@@ -68,6 +68,14 @@ size_t mcpgw_request_body(uintptr_t f, envoy_dynamic_module_type_envoy_buffer* o
   return nb + nr;
 }
 
+size_t mcpgw_request_body_size(uintptr_t f) {
+  size_t n = envoy_dynamic_module_callback_http_get_body_size(f, MCPGW_BUFFERED_REQUEST_BODY);
+  if (!envoy_dynamic_module_callback_http_received_buffered_request_body(f)) {
+    n += envoy_dynamic_module_callback_http_get_body_size(f, MCPGW_RECEIVED_REQUEST_BODY);
+  }
+  return n;
+}
+
 // replace_request_body makes body the whole request body, wherever Envoy
 // currently holds it:
 //  - in a body hook at end of stream, the body is the buffered chunks plus

@@ -32,6 +32,10 @@ int mcpgw_request_headers(uintptr_t f, int strip_first, int strip_n, int read_fi
 // returns how many chunks the body has (more than cap: call again bigger).
 size_t mcpgw_request_body(uintptr_t f, envoy_dynamic_module_type_envoy_buffer* out, size_t cap);
 
+// Returns the length of the request body received so far (buffered chunks
+// and the current one).
+size_t mcpgw_request_body_size(uintptr_t f);
+
 // Applies n header writes to the header map of the given type, then, if body
 // is not NULL, replaces the whole request body with it, then clears the
 // route cache if clear_route is set.

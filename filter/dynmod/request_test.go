@@ -129,6 +129,7 @@ func TestRepliesFromRequestHeaders(t *testing.T) {
 			s := g.cfg.NewStream()
 			defer func() { s.Destroy(); checkViolations(t, s) }()
 			s.Request.Add(":method", "POST")
+			s.Request.Add(":path", "/mcp")
 			for k, v := range tc.headers {
 				s.Request.Add(k, v)
 			}
@@ -237,6 +238,7 @@ func TestBadHandlesDoNotCrash(t *testing.T) {
 	real := s.Module()
 	s.SetModule(0) // as when filter_new failed
 	s.Request.Add(":method", "POST")
+	s.Request.Add(":path", "/mcp")
 	if st := s.RequestHeaders(false); st != fakehost.Continue {
 		t.Errorf("unknown filter: status %d, want Continue", st)
 	}
@@ -246,4 +248,33 @@ func TestBadHandlesDoNotCrash(t *testing.T) {
 	s.SetModule(real)
 	s.Stubs()
 	s.Destroy()
+}
+
+// A body without Content-Length is counted as it arrives: once past
+// gateway.maxRequestBodyBytes the client gets the router's JSON-RPC 413 at
+// once, before Envoy's own buffer limit would answer a text/plain one.
+func TestChunkedBodyOverLimit(t *testing.T) {
+	g := newGateway(t)
+	s := g.cfg.NewStream()
+	defer func() { s.Destroy(); checkViolations(t, s) }()
+	for _, kv := range [][2]string{{":method", "POST"}, {":path", "/mcp"}, {"content-type", "application/json"}} {
+		s.Request.Add(kv[0], kv[1])
+	}
+	if st := s.RequestHeaders(false); st != fakehost.StopIteration {
+		t.Fatalf("headers status %d, want StopIteration (buffer)", st)
+	}
+	chunk := []byte(strings.Repeat(" ", 600<<10))
+	if st := s.RequestBody(chunk, false); st != fakehost.StopIterationAndBuffer {
+		t.Fatalf("first 600 KiB: status %d, want StopIterationAndBuffer", st)
+	}
+	if st := s.RequestBody(chunk, false); st != fakehost.StopIterationNoBuffer {
+		t.Fatalf("1200 KiB: status %d, want StopIterationNoBuffer with a reply", st)
+	}
+	if r := reply(t, s); r.Status != 413 || !strings.Contains(r.Body, `"code":-32600`) {
+		t.Errorf("reply %d %s, want 413 with a JSON-RPC error", r.Status, r.Body)
+	}
+	s.Destroy() // counters are flushed when a stream ends
+	if n := counter(t, g.cfg, "mcpgw.rejected.body_too_large"); n != 1 {
+		t.Errorf("mcpgw.rejected.body_too_large = %d, want 1", n)
+	}
 }

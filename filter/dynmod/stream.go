@@ -114,8 +114,15 @@ func (f *filter) onRequestBody(endOfStream bool) C.int32_t {
 		return bodyContinue
 	}
 	if !endOfStream {
-		// Envoy appends the chunk to its decoding buffer (up to the
-		// listener's buffer limit, beyond which it answers 413 itself).
+		// A body without Content-Length is counted as it comes: past the
+		// limit, our JSON-RPC 413 goes out before Envoy's own buffer limit
+		// would answer a text/plain one.
+		if f.RequestBodyTooLarge(int(C.mcpgw_request_body_size(f.envoy))) {
+			f.phase = phasePass
+			f.reply()
+			return bodyStopNoBuffer
+		}
+		// Envoy appends the chunk to its decoding buffer.
 		return bodyStopAndBuffer
 	}
 	switch f.decideBody() {

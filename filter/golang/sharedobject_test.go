@@ -222,7 +222,7 @@ func TestSharedObjectDestroyWhileOpening(t *testing.T) {
 	entry.URL = g.URL + "/mcp"
 	c := soConfig(t, h, adaptertest.WriteConfig(t, t.TempDir(), entry))
 	s := c.NewStream(0)
-	for _, kv := range [][2]string{{":method", "POST"}, {"content-type", "application/json"},
+	for _, kv := range [][2]string{{":method", "POST"}, {":path", "/mcp"}, {"content-type", "application/json"},
 		{"mcp-session-id", env.Codec.Mint("")}} {
 		s.Header("req", kv[0], kv[1])
 	}

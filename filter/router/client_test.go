@@ -50,7 +50,7 @@ func TestOriginRejectedAtHeaders(t *testing.T) {
 	r.Sessions().Put(gw, "default/weather", "b1")
 	for _, method := range []string{"POST", "GET", "DELETE"} {
 		s := r.NewStream()
-		h := RequestHeaders{Method: method, SessionID: gw, Origin: "http://evil.example.com", ContentLength: -1}
+		h := RequestHeaders{Path: "/mcp", Method: method, SessionID: gw, Origin: "http://evil.example.com", ContentLength: -1}
 		if ha := s.RequestHeaders(h); ha != HeadersReply || s.Rejection() != RejectOrigin {
 			t.Errorf("%s: %s, %s", method, headersActions[ha], s.Rejection())
 		}

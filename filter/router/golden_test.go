@@ -173,6 +173,9 @@ func runGolden(t *testing.T, a txtarFile) (want string, newBody []byte) {
 	for i, line := range strings.Split(strings.TrimSpace(reqText), "\n") {
 		if i == 0 {
 			h.Method, h.Path, _ = strings.Cut(strings.TrimSpace(line), " ")
+			if h.Path == "" {
+				h.Path = config.EndpointPath // a request line without a path: the endpoint's
+			}
 			continue
 		}
 		name, value, _ := strings.Cut(line, ":")

@@ -312,7 +312,7 @@ func TestStreamResumption(t *testing.T) {
 	resume := func(session, lastEventID string) (HeadersAction, recorder) {
 		s := r.NewStream()
 		defer s.Release()
-		ha := s.RequestHeaders(RequestHeaders{Method: "GET", SessionID: session, ProtocolVersion: "2025-11-25",
+		ha := s.RequestHeaders(RequestHeaders{Path: "/mcp", Method: "GET", SessionID: session, ProtocolVersion: "2025-11-25",
 			LastEventID: lastEventID, EndOfStream: true, ContentLength: -1})
 		var w recorder
 		if ha == HeadersRoute {

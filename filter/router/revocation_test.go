@@ -17,13 +17,13 @@ var sessionRequests = []struct {
 	h    RequestHeaders
 	body string
 }{
-	{"routed tools/call", RequestHeaders{Method: "POST"}, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_x"}}`},
-	{"forwarded tools/list", RequestHeaders{Method: "POST"}, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`},
-	{"relay answer", RequestHeaders{Method: "POST"}, `{"jsonrpc":"2.0","id":"mcpgw:15:default/weathern1","result":{}}`},
-	{"cancellation", RequestHeaders{Method: "POST"}, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`},
-	{"GET resume", RequestHeaders{Method: "GET", LastEventID: "mcpgw:15:default/weathere7", EndOfStream: true}, ""},
-	{"GET stream", RequestHeaders{Method: "GET", EndOfStream: true}, ""},
-	{"DELETE", RequestHeaders{Method: "DELETE", EndOfStream: true}, ""},
+	{"routed tools/call", RequestHeaders{Path: "/mcp", Method: "POST", ContentType: "application/json"}, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"weather_x"}}`},
+	{"forwarded tools/list", RequestHeaders{Path: "/mcp", Method: "POST", ContentType: "application/json"}, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`},
+	{"relay answer", RequestHeaders{Path: "/mcp", Method: "POST", ContentType: "application/json"}, `{"jsonrpc":"2.0","id":"mcpgw:15:default/weathern1","result":{}}`},
+	{"cancellation", RequestHeaders{Path: "/mcp", Method: "POST", ContentType: "application/json"}, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`},
+	{"GET resume", RequestHeaders{Path: "/mcp", Method: "GET", LastEventID: "mcpgw:15:default/weathere7", EndOfStream: true}, ""},
+	{"GET stream", RequestHeaders{Path: "/mcp", Method: "GET", EndOfStream: true}, ""},
+	{"DELETE", RequestHeaders{Path: "/mcp", Method: "DELETE", EndOfStream: true}, ""},
 }
 
 // decideHeaders runs RequestHeaders (and RequestBody when buffered) for a
@@ -78,7 +78,7 @@ func TestEndedSessionsGet404(t *testing.T) {
 		}
 	}
 	s := r.NewStream()
-	s.RequestHeaders(RequestHeaders{Method: "GET", SessionID: revoked, EndOfStream: true})
+	s.RequestHeaders(RequestHeaders{Path: "/mcp", Method: "GET", SessionID: revoked, EndOfStream: true})
 	status, body := s.Reply()
 	if status != 404 || string(body) != `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}` {
 		t.Errorf("reply %d %s", status, body)

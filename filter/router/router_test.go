@@ -121,7 +121,7 @@ var (
 
 // post is a JSON POST with the given session and body length.
 func post(session string, body []byte) RequestHeaders {
-	return RequestHeaders{Method: "POST", ContentType: "application/json", ContentLength: int64(len(body)),
+	return RequestHeaders{Path: "/mcp", Method: "POST", ContentType: "application/json", ContentLength: int64(len(body)),
 		SessionID: session, ProtocolVersion: "2025-06-18"}
 }
 

@@ -355,7 +355,7 @@ func TestDeleteEndsBackendSessions(t *testing.T) {
 		otherID, _ := r.Sessions().Get(gw, "other")
 
 		s := r.NewStream()
-		if a := s.RequestHeaders(RequestHeaders{Method: "DELETE", SessionID: gw, ContentLength: -1, EndOfStream: true}); a != HeadersContinue {
+		if a := s.RequestHeaders(RequestHeaders{Path: "/mcp", Method: "DELETE", SessionID: gw, ContentLength: -1, EndOfStream: true}); a != HeadersContinue {
 			t.Fatalf("DELETE: %s", headersActions[a])
 		}
 		s.Release()
@@ -405,7 +405,7 @@ func TestDeleteThenStreamReuse(t *testing.T) {
 	r.Sessions().Put(gw, "tools/everything", "") // stateless: nothing to end
 	var s Stream
 	s.Init(r)
-	s.RequestHeaders(RequestHeaders{Method: "DELETE", SessionID: gw, ContentLength: -1, EndOfStream: true})
+	s.RequestHeaders(RequestHeaders{Path: "/mcp", Method: "DELETE", SessionID: gw, ContentLength: -1, EndOfStream: true})
 	s.Release()
 	other := New(Options{})
 	s.Init(other) // the next request on this worker

@@ -185,6 +185,9 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 	if config.IsInternalPath(h.Path) {
 		return s.reject(RejectInternalPath)
 	}
+	if !config.IsEndpointPath(h.Path) {
+		return HeadersContinue // not ours: neither routed nor refused
+	}
 	s.protocolVersion = internVersion(h.ProtocolVersion)
 	if s.protocolVersion >= statelessVersion {
 		s.stateless = true
@@ -213,7 +216,7 @@ func (s *Stream) RequestHeaders(h RequestHeaders) HeadersAction {
 		return HeadersContinue // GET streams, DELETE, ...: the broker's
 	case h.ContentLength > int64(s.t.maxBody):
 		return s.reject(RejectTooLarge)
-	case h.ContentType != "" && !isJSON(h.ContentType):
+	case !isJSON(h.ContentType): // absent too: MCP requires application/json
 		return s.reject(RejectContentType)
 	case s.stateless && s.session != sessionEnded && s.routeOnHeaders():
 		return HeadersRoute
@@ -290,6 +293,19 @@ func (t *table) closeBackends(in *initializer, dropped []backendSession) {
 			in.close(context.Background(), srv, b.id)
 		}
 	}
+}
+
+// RequestBodyTooLarge reports whether n bytes of a request body still
+// arriving (a body without Content-Length) are already more than
+// gateway.maxRequestBodyBytes; the adapter then sends Reply() at once
+// instead of buffering more (a host's own limit would answer text/plain).
+func (s *Stream) RequestBodyTooLarge(n int) bool {
+	if n <= s.t.maxBody {
+		return false
+	}
+	s.r.Metrics.Requests.Add(1)
+	s.rejectBody(RejectTooLarge)
+	return true
 }
 
 // RequestBody decides what to do with the complete request body, which may

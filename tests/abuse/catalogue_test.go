@@ -17,8 +17,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite CATALOGUE.md from the tables")
 
-// fixes are the fixes cases expect: (a)-(d) by other helpers, the others
-// found by this suite and not yet made.
+// fixes are the defects found and fixed in the hardening round that cases
+// guard against (case and fault field fix).
 var fixes = map[string]string{
 	"a": "after `DELETE /mcp` (204) on a session, a routed `tools/call` with its id gets HTTP 404 (it ran before)",
 	"b": "after a backend restart, the first routed call succeeds transparently (it got a retryable JSON-RPC error before)",
@@ -53,7 +53,7 @@ connections (nothing may reach it), ` + "`{long-id}`" + ` 4 KiB of digits; ` + "
 
 **Faults** break a part of the stack, each on a gateway of its own, and state what must not be lost.
 
-Cases marked *expects fix (x)* assert the target behaviour of a fix listed at the end.
+Cases marked *regression (x)* guard a defect found and fixed in the hardening round, listed at the end.
 `
 
 // catalogue renders the catalogue from the tables.
@@ -79,11 +79,11 @@ func catalogue() string {
 		}
 		keeps := f.keeps
 		if f.fix != "" {
-			keeps += fmt.Sprintf(" *(expects fix (%s))*", f.fix)
+			keeps += fmt.Sprintf(" *(regression (%s))*", f.fix)
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.name, cell(f.does), cell(keeps), test)
 	}
-	b.WriteString("\n## Fixes expected\n\n")
+	b.WriteString("\n## Defects these cases guard\n\n")
 	for _, k := range slices.Sorted(maps.Keys(fixes)) {
 		fmt.Fprintf(&b, "- **(%s)** %s\n", k, fixes[k])
 	}
@@ -152,7 +152,7 @@ func (c *hostile) expected() string {
 		s = fmt.Sprintf("%d", c.status)
 	}
 	if c.fix != "" {
-		s += fmt.Sprintf(" *(expects fix (%s))*", c.fix)
+		s += fmt.Sprintf(" *(regression (%s))*", c.fix)
 	}
 	return s
 }

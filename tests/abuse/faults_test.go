@@ -21,7 +21,7 @@ type fault struct {
 	name  string
 	does  string // what breaks (catalogue)
 	keeps string // what must not be lost (catalogue)
-	fix   string // the fix of another helper it expects ("" for none)
+	fix   string // the fixed defect it guards (a key of fixes; "" for none)
 	// where names the test when it lives elsewhere (run is then nil).
 	where string
 	run   func(t *testing.T)
@@ -73,7 +73,7 @@ func TestFaults(t *testing.T) {
 			t.Parallel()
 			t.Cleanup(func() {
 				if t.Failed() && f.fix != "" {
-					t.Logf("this fault expects fix (%s): %s", f.fix, fixes[f.fix])
+					t.Logf("this fault guards defect (%s): %s", f.fix, fixes[f.fix])
 				}
 			})
 			f.run(t)

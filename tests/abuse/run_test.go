@@ -59,7 +59,7 @@ type hostile struct {
 	result bool
 	// check, if set, asserts more (e.g. that nothing reached the canary).
 	check func(f *fixture, a answer) error
-	// fix names the fix of another helper this case expects ("a".."d").
+	// fix names the fixed defect this case guards (a key of fixes).
 	fix string
 }
 
@@ -342,7 +342,7 @@ func TestHostileInputs(t *testing.T) {
 			a := f.run(t, c)
 			if err := c.verify(f, a); err != nil {
 				if c.fix != "" {
-					err = fmt.Errorf("%w\n[this case expects fix (%s): %s]", err, c.fix, fixes[c.fix])
+					err = fmt.Errorf("%w\n[this case guards defect (%s): %s]", err, c.fix, fixes[c.fix])
 				}
 				t.Error(err)
 			}

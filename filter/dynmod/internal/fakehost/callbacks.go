@@ -138,6 +138,18 @@ func fhBodyChunksSize(f C.uintptr_t, t C.int32_t) C.size_t {
 	return 0
 }
 
+//export fhBodySize
+func fhBodySize(f C.uintptr_t, t C.int32_t) C.size_t {
+	s := worker(f, "get_body_size")
+	n := 0
+	if b := s.body(t); b != nil {
+		for _, c := range *b {
+			n += c.n
+		}
+	}
+	return C.size_t(n)
+}
+
 //export fhBodyChunks
 func fhBodyChunks(f C.uintptr_t, t C.int32_t, out *C.envoy_dynamic_module_type_envoy_buffer) C.bool {
 	s := worker(f, "get_body_chunks")

@@ -36,6 +36,10 @@ size_t envoy_dynamic_module_callback_http_get_body_chunks_size(uintptr_t f, int3
   return fhBodyChunksSize(f, body_type);
 }
 
+size_t envoy_dynamic_module_callback_http_get_body_size(uintptr_t f, int32_t body_type) {
+  return fhBodySize(f, body_type);
+}
+
 bool envoy_dynamic_module_callback_http_get_body_chunks(
     uintptr_t f, int32_t body_type, envoy_dynamic_module_type_envoy_buffer* result) {
   return fhBodyChunks(f, body_type, result);
