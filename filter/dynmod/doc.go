@@ -2,9 +2,11 @@
 // that runs the host-agnostic router (filter/router) as an Envoy HTTP filter
 // loaded from a shared object (see filter/cmd/libmcpgw-dynmod).
 //
-// It implements the Envoy v1.39.1 dynamic-modules ABI ("v0.1.0") directly,
-// declaring only the hooks and callbacks it uses (abi.h); the module also
-// loads on 1.40 (same hooks; an ABI version mismatch only logs a warning).
+// It implements the Envoy dynamic-modules ABI directly, declaring only the
+// hooks and callbacks it uses (abi.h). One shared object serves Envoy 1.39
+// (ABI "v0.1.0") and 1.40 ("v0.2.0"): both look up the same hooks and provide
+// the same callbacks, and the module reports the ABI version of the Envoy
+// that loaded it (abiversion.go).
 //
 // Envoy filter configuration:
 //

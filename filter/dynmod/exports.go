@@ -14,7 +14,7 @@ import (
 	"github.com/mcpgw/mcpgw/filter/host"
 )
 
-// The hooks Envoy 1.39.1 requires (abi.h). Each one recovers panics: an
+// The hooks Envoy 1.39 and 1.40 require (abi.h). Each one recovers panics: an
 // unrecovered Go panic in a hook aborts the whole Envoy process. On a panic
 // the request fails safe with a local 500 JSON-RPC error (request path) or
 // passes through untouched (response path, stubs).
@@ -24,7 +24,7 @@ import (
 
 //export envoy_dynamic_module_on_program_init
 func envoy_dynamic_module_on_program_init() *C.char {
-	return C.mcpgw_abi_version()
+	return programABI() // abiversion.go; never NULL (NULL is fatal)
 }
 
 //export envoy_dynamic_module_on_http_filter_config_new
@@ -155,8 +155,18 @@ func envoy_dynamic_module_on_http_filter_response_trailers(envoy, fh C.uintptr_t
 	return trailersContinue
 }
 
+// Counters are flushed when the stream completes: since Envoy 1.40 the
+// destroy hook runs after the stream is gone (deferred deletion), and Envoy
+// asks modules to do their end-of-stream bookkeeping here instead. Destroy
+// flushes again, for what a stream counts after this (nothing, normally).
+//
 //export envoy_dynamic_module_on_http_filter_stream_complete
-func envoy_dynamic_module_on_http_filter_stream_complete(envoy, fh C.uintptr_t) {}
+func envoy_dynamic_module_on_http_filter_stream_complete(envoy, fh C.uintptr_t) {
+	defer recoverHook("stream_complete")
+	if f := slots.get(uintptr(fh)); f != nil {
+		f.flushMetrics()
+	}
+}
 
 //export envoy_dynamic_module_on_http_filter_destroy
 func envoy_dynamic_module_on_http_filter_destroy(fh C.uintptr_t) {

@@ -1,5 +1,7 @@
 // See helpers.h. Plain C over the Envoy callbacks declared in abi.h.
 
+#define _GNU_SOURCE // RTLD_DEFAULT, on glibc < 2.36 (Ubuntu 22.04 builds the images)
+#include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -219,9 +221,4 @@ void mcpgw_log(int32_t level, const char* msg, size_t len) {
   envoy_dynamic_module_callback_log(level, m);
 }
 
-char* mcpgw_abi_version(void) {
-  // Envoy compares it with its own ENVOY_DYNAMIC_MODULES_ABI_VERSION; a
-  // mismatch only logs a warning since 1.38, NULL is fatal.
-  static char version[] = "v0.1.0";
-  return version;
-}
+bool mcpgw_host_has(const char* symbol) { return dlsym(RTLD_DEFAULT, symbol) != NULL; }

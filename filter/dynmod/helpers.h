@@ -77,7 +77,8 @@ void mcpgw_increment_counters(uintptr_t f, const size_t* ids, const uint64_t* de
 // Logs one line through Envoy's dynamic_modules logger.
 void mcpgw_log(int32_t level, const char* msg, size_t len);
 
-// Returns the ABI version string Envoy 1.39.1 expects.
-char* mcpgw_abi_version(void);
+// Reports whether the process defines symbol (dlsym in the global scope):
+// which of the callbacks that only some Envoy versions have this Envoy has.
+bool mcpgw_host_has(const char* symbol);
 
 #endif // MCPGW_HELPERS_H

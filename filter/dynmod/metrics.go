@@ -8,13 +8,14 @@ import "C"
 // Router metrics are exported as Envoy counters by delta when a stream ends
 // (host.Counters). Names (host.CounterName) are relative to the filter's
 // metrics namespace (dynamic_module_config.metrics_namespace, default
-// "dynamicmodulescustom"). Envoy 1.39.1 keeps that prefix in /stats (the
-// runtime guard that strips it is off by default), so the counter shows as
+// "dynamicmodulescustom"). Envoy 1.39.1 and 1.40.0 keep that prefix in /stats
+// (the runtime guard that strips it is off by default), so the counter shows as
 // "dynamicmodulescustom.mcpgw.requests"; set metrics_namespace to choose
 // another.
 
-// flushMetrics exports counter deltas through stream f, in one cgo call. It
-// must run on f's worker thread during a hook.
+// flushMetrics exports counter deltas through stream f, in one cgo call (none
+// when nothing changed). It must run on f's worker thread during a hook: the
+// stream_complete hook, and destroy for anything counted after it.
 func (f *filter) flushMetrics() {
 	fc := f.cfg
 	if fc == nil || !fc.statsOK {

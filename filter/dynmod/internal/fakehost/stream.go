@@ -144,6 +144,7 @@ type Stream struct {
 	headersStopped bool
 	attrs          map[int32]cbuf
 	inHook         atomic.Bool
+	completed      bool // stream_complete ran
 	destroyed      atomic.Bool
 
 	mu         sync.Mutex // violations and arena: also touched off-hook
@@ -338,15 +339,26 @@ func (s *Stream) Stubs() {
 // Destroyed reports whether Destroy ran.
 func (s *Stream) Destroyed() bool { return s.destroyed.Load() }
 
-// Destroy calls stream_complete and destroy, as Envoy does at the end of a
-// stream (destroy is skipped when filter_new returned 0), then frees the
-// stream's C memory. Late scheduler commits are dropped.
+// Complete calls stream_complete, as Envoy does when the stream ends (once;
+// Destroy calls it if the test did not). Envoy 1.40 calls destroy only later,
+// after the stream is gone.
+func (s *Stream) Complete() {
+	if s.completed {
+		return
+	}
+	s.completed = true
+	s.hook(func() { C.envoy_dynamic_module_on_http_filter_stream_complete(C.uintptr_t(s.id), s.module) })
+}
+
+// Destroy calls stream_complete (see Complete) and destroy, as Envoy does at
+// the end of a stream (destroy is skipped when filter_new returned 0), then
+// frees the stream's C memory. Late scheduler commits are dropped.
 func (s *Stream) Destroy() {
 	if s.destroyed.Load() {
 		return
 	}
+	s.Complete()
 	s.hook(func() {
-		C.envoy_dynamic_module_on_http_filter_stream_complete(C.uintptr_t(s.id), s.module)
 		if s.module != 0 {
 			C.envoy_dynamic_module_on_http_filter_destroy(s.module)
 		}
