@@ -107,6 +107,17 @@ func faultStorm(t *testing.T) {
 		want(ctx, t, cs, "echo_whoami", "echo")
 		sessions = append(sessions, cs.ID())
 	}
+	// Counters are exported as streams end, so the baseline is read once
+	// every session's first backend session is counted (one each, on this
+	// gateway of its own), not while the last first call may still be
+	// ending.
+	eventually(t, "one backend session per client before the storm", func() error {
+		post(t, g, sessions[0], callBody("echo_whoami"))
+		if inits := counter(t, g, "mcpgw.session_inits"); inits != n {
+			return fmt.Errorf("session_inits %d, want %d", inits, n)
+		}
+		return nil
+	})
 	lost0, inits0 := counter(t, g, "mcpgw.sessions_lost"), counter(t, g, "mcpgw.session_inits")
 	echo.Stop()
 	echo.Start(t)
