@@ -80,12 +80,22 @@ func splitRelayID(id string) (server string, kind byte, rest string, ok bool) {
 		return "", 0, "", false
 	}
 	colon := strings.IndexByte(rest, ':')
-	if colon <= 0 || colon > 4 {
+	if colon <= 0 || colon > 4 || rest[0] == '0' {
 		return "", 0, "", false
 	}
-	n, err := strconv.Atoi(rest[:colon])
+	// Only the length as the router writes it (strconv.AppendInt: no sign,
+	// no leading zero) and a server name a config can hold (valid UTF-8):
+	// nothing the router did not hand out (FuzzRelayID).
+	n := 0
+	for i := range colon {
+		d := rest[i]
+		if d < '0' || d > '9' {
+			return "", 0, "", false
+		}
+		n = n*10 + int(d-'0')
+	}
 	rest = rest[colon+1:]
-	if err != nil || n <= 0 || n >= len(rest) {
+	if n >= len(rest) || !utf8.ValidString(rest[:n]) {
 		return "", 0, "", false
 	}
 	return rest[:n], rest[n], rest[n+1:], true
