@@ -47,7 +47,8 @@ func newFilterConfig(envoyConfig C.uintptr_t, name string, raw []byte) (*filterC
 
 // release runs in on_http_filter_config_destroy. Streams of this config may
 // still be alive (Envoy keeps the config alive while they are); the router
-// stays valid for them (see host.Shared.Release).
+// stays valid for them, and the last release closes its background work
+// (see host.Shared.Release).
 func (fc *filterConfig) release() { fc.shared.Release() }
 
 // defineCounters declares our counters in Envoy. Envoy only accepts

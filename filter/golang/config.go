@@ -170,7 +170,8 @@ func (c *filterConfig) defineCounters(callbacks api.ConfigCallbackHandler) {
 
 // Destroy runs when Envoy deletes the config (FilterConfig destructor, after
 // its last stream), on the main thread. Streams still running (none, by
-// then) could keep using the router: see host.Shared.Release.
+// then) could keep using the router; the last release closes its
+// background work: see host.Shared.Release.
 func (c *filterConfig) Destroy() {
 	if c.destroyed.CompareAndSwap(false, true) {
 		c.shared.Release()

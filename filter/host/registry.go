@@ -76,16 +76,25 @@ func Acquire(path string, handler slog.Handler) (*Shared, error) {
 	return sr, nil
 }
 
-// Release drops a reference. Streams may still use the Router (Envoy keeps
-// a filter config alive while its streams are), so nothing here invalidates
-// it; the last Release only stops the watch.
+// Release drops a reference; both adapters call it from their config
+// destroy hook. The last Release stops the watch and closes the Router
+// (router.Router.Close): the goroutines it started (backend session opens,
+// notifications to backends) are cancelled and waited for, which takes as
+// long as cancelled network requests take to return. Streams may still use
+// the Router (Envoy keeps a filter config alive while its streams are): it
+// goes on routing them, but a backend session one of them still needs
+// cannot be opened any more (a retryable 503).
 func (sr *Shared) Release() {
 	registry.Lock()
-	defer registry.Unlock()
 	sr.refs--
-	if sr.refs == 0 {
+	last := sr.refs == 0
+	if last {
 		sr.cancel()
 		delete(registry.m, sr.path)
+	}
+	registry.Unlock()
+	if last {
+		sr.router.Close() // outside the lock: Acquire need not wait for it
 	}
 }
 

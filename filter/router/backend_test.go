@@ -33,8 +33,9 @@ type backend struct {
 	authSeen  []string // Authorization of every request
 	initGate  chan struct{}
 	deleteHit chan string
-	levels    []string // params.level of every logging/setLevel, with its session id
-	cancels   []string // params.requestId of every notifications/cancelled, with its session id
+	levels    []string      // params.level of every logging/setLevel, with its session id
+	cancels   []string      // params.requestId of every notifications/cancelled, with its session id
+	servers   []*mcp.Server // every MCP server restart made, whose sessions the test ends
 }
 
 // echoArgs is the input of the backend's tools.
@@ -47,7 +48,16 @@ func newBackend(t *testing.T, jsonResponse bool) *backend {
 	b := &backend{json: jsonResponse, deleteHit: make(chan string, 16)}
 	b.restart()
 	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
-	t.Cleanup(b.srv.Close)
+	t.Cleanup(func() {
+		b.srv.Close()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, s := range b.servers {
+			for ss := range s.Sessions() {
+				ss.Close() // sessions nobody DELETEd, as a backend would expire them
+			}
+		}
+	})
 	return b
 }
 
@@ -69,6 +79,9 @@ func (b *backend) restart() {
 	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{JSONResponse: b.json})
 	b.handler.Store(&h)
+	b.mu.Lock()
+	b.servers = append(b.servers, s)
+	b.mu.Unlock()
 }
 
 func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
@@ -134,6 +147,7 @@ func routerFor(t *testing.T, maxSessions int, backends map[string]*backend) *Rou
 		t.Fatal(err)
 	}
 	r := New(Options{})
+	t.Cleanup(r.Close)
 	if err := r.Apply(c); err != nil {
 		t.Fatal(err)
 	}

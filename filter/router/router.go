@@ -35,21 +35,26 @@ type Router struct {
 	table    atomic.Pointer[table]
 	sessions *Sessions
 	init     *initializer
-	Metrics  Metrics
+	// bg owns the goroutines the Router starts (background.go); ownClient
+	// is set when init's HTTP client is the Router's own.
+	bg        *background
+	ownClient bool
+	Metrics   Metrics
 }
 
 // New returns a Router with no configuration; until Apply is called every
-// request gets RejectNotReady.
+// request gets RejectNotReady. Close stops its background work.
 func New(opts Options) *Router {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	client := opts.HTTPClient
+	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions), ownClient: client == nil}
 	if client == nil {
 		client = defaultHTTPClient()
 	}
-	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions)}
+	r.bg = r.sessions.bg
 	r.init = &initializer{client: client, log: log}
 	return r
 }

@@ -284,13 +284,13 @@ func (s *Stream) endSessions() {
 	// Capture what the goroutine needs: the Stream itself may be Released
 	// and Init'ed for the adapter's next request while it runs.
 	t, in := s.t, s.r.init
-	go func() {
+	s.r.bg.goOwned(func(ctx context.Context) {
 		for _, b := range dropped {
 			if srv := t.byName[b.server]; srv != nil && b.id != "" {
-				in.close(context.Background(), srv, b.id)
+				in.close(ctx, srv, b.id)
 			}
 		}
-	}()
+	})
 }
 
 // RequestBody decides what to do with the complete request body, which may
