@@ -29,7 +29,13 @@ type WatchStats struct {
 	Reloads       atomic.Int64 // good configs applied (including the first)
 	ReloadErrors  atomic.Int64 // invalid or unreadable files, last good kept
 	LastErrorUnix atomic.Int64
+	stopped       chan struct{}
 }
+
+// Stopped is closed once the watch has ended (its context is done): apply
+// is not called again, and the watch's goroutine and file watcher are gone.
+// A reader that closes what apply feeds waits for it first.
+func (s *WatchStats) Stopped() <-chan struct{} { return s.stopped }
 
 // Watch loads path, calls apply with it, then calls apply again each time
 // the file changes to a valid config that differs from the last one applied.
@@ -62,7 +68,7 @@ func Watch(ctx context.Context, path string, opts WatchOptions, apply func(*Conf
 		w.Close()
 		return nil, err
 	}
-	stats := &WatchStats{}
+	stats := &WatchStats{stopped: make(chan struct{})}
 	stats.Reloads.Add(1)
 	apply(first)
 	log.Info("config loaded", "path", path, "servers", len(first.Servers))
@@ -72,6 +78,7 @@ func Watch(ctx context.Context, path string, opts WatchOptions, apply func(*Conf
 
 func watchLoop(ctx context.Context, w *fsnotify.Watcher, path string, last []byte,
 	opts WatchOptions, log *slog.Logger, stats *WatchStats, apply func(*Config)) {
+	defer close(stats.stopped)
 	defer w.Close()
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()

@@ -409,11 +409,15 @@ func TestWatchStopsOnCancel(t *testing.T) {
 	w := startWatch(t, dir, filepath.Join(dir, "c.yaml"), version(1))
 	w.next(t, 1)
 	w.cancel()
+	select {
+	case <-w.stats.Stopped(): // no apply from now on
+	case <-time.After(timeout):
+		t.Fatal("the watch did not stop after cancel")
+	}
 	// The watch goroutine and fsnotify's reader end.
 	waitFor(t, "watch goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
 	writeFile(t, w.path, version(2))
-	w.none(t)
-	if got := w.stats.Reloads.Load(); got != 1 {
-		t.Fatalf("Reloads = %d after cancel", got)
+	if got := w.stats.Reloads.Load(); got != 1 || len(w.applied) != 0 {
+		t.Fatalf("Reloads = %d, %d applied after the watch stopped", got, len(w.applied))
 	}
 }

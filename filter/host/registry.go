@@ -20,7 +20,8 @@ type Shared struct {
 	path     string
 	router   *router.Router
 	log      *slog.Logger
-	cancel   context.CancelFunc
+	cancel   context.CancelFunc // stops the watch
+	watch    *config.WatchStats
 	refs     int // guarded by registry.mu
 	counters Counters
 }
@@ -70,7 +71,7 @@ func Acquire(path string, handler slog.Handler) (*Shared, error) {
 		cancel()
 		return nil, fmt.Errorf("config_path %q: %w", path, err)
 	}
-	sr := &Shared{path: path, router: r, log: log, cancel: cancel, refs: 1}
+	sr := &Shared{path: path, router: r, log: log, cancel: cancel, watch: stats, refs: 1}
 	sr.counters.init(&r.Metrics, stats)
 	registry.m[path] = sr
 	return sr, nil
@@ -78,9 +79,9 @@ func Acquire(path string, handler slog.Handler) (*Shared, error) {
 
 // Release drops a reference; both adapters call it from their config
 // destroy hook. The last Release stops the watch and closes the Router
-// (router.Router.Close): the goroutines it started (backend session opens,
-// notifications to backends) are cancelled and waited for, which takes as
-// long as cancelled network requests take to return. Streams may still use
+// (router.Router.Close): the watch's goroutine and the Router's (backend
+// session opens, notifications to backends) are cancelled and waited for,
+// which takes as long as cancelled network requests take to return. Streams may still use
 // the Router (Envoy keeps a filter config alive while its streams are): it
 // goes on routing them, but a backend session one of them still needs
 // cannot be opened any more (a retryable 503).
@@ -93,8 +94,9 @@ func (sr *Shared) Release() {
 		delete(registry.m, sr.path)
 	}
 	registry.Unlock()
-	if last {
-		sr.router.Close() // outside the lock: Acquire need not wait for it
+	if last { // outside the lock: Acquire need not wait for this
+		<-sr.watch.Stopped() // no Apply after Close
+		sr.router.Close()
 	}
 }
 
