@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -44,6 +45,14 @@ type StackOptions struct {
 	// that must know the broker's address before the stack starts (e.g. a
 	// controller polling its /status) listens first.
 	BrokerListener net.Listener
+	// WaitServers makes StartStack also wait until the broker reports
+	// every server of the config ready (its MCP session with each is up,
+	// so their tools are listed), for a caller whose backends all serve
+	// before the stack starts. A stack with a server down on purpose must
+	// leave it unset.
+	WaitServers bool
+	// ReadyTimeout bounds each readiness wait (default 30s).
+	ReadyTimeout time.Duration
 }
 
 // Stack is a running gateway.
@@ -52,12 +61,17 @@ type Stack struct {
 	BrokerAddr string
 	DirectPort int
 	cancel     context.CancelFunc
-	brokerDone chan error
-	closeOnce  sync.Once
-	closeErr   error
+	// brokerExited is closed when broker.Run has returned brokerErr.
+	brokerExited chan struct{}
+	brokerErr    error
+	closeOnce    sync.Once
+	closeErr     error
 }
 
-// StartStack starts the broker, then Envoy, and waits until both serve.
+// StartStack starts the broker, then Envoy, and waits until both serve:
+// the broker's /healthz answers (it has its config), Envoy's /ready does,
+// and a request through Envoy's listener reaches the broker (see
+// waitServing). With WaitServers it also waits for every backend.
 func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 	ports, err := freePorts(3)
 	if err != nil {
@@ -67,7 +81,7 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 		o.Port = ports[0]
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Stack{cancel: cancel, brokerDone: make(chan error, 1)}
+	s := &Stack{cancel: cancel, brokerExited: make(chan struct{})}
 	ln := o.BrokerListener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -77,7 +91,8 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 	}
 	s.BrokerAddr = ln.Addr().String()
 	go func() {
-		s.brokerDone <- broker.Run(ctx, broker.Options{ConfigPath: o.ConfigPath, Listener: ln, Logger: o.Logger})
+		defer close(s.brokerExited)
+		s.brokerErr = broker.Run(ctx, broker.Options{ConfigPath: o.ConfigPath, Listener: ln, Logger: o.Logger})
 	}()
 	ec := EnvoyConfig{Port: o.Port, AdminPort: ports[1], ConfigPath: o.ConfigPath}
 	ec.BrokerHost, ec.BrokerPort, _ = SplitHostPort(s.BrokerAddr)
@@ -101,6 +116,10 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.waitServing(ctx, o); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w\nenvoy output:\n%s", err, s.Envoy.Logs())
+	}
 	return s, nil
 }
 
@@ -118,7 +137,8 @@ func (s *Stack) Close() error {
 			s.Envoy.Stop()
 		}
 		s.cancel()
-		s.closeErr = <-s.brokerDone
+		<-s.brokerExited
+		s.closeErr = s.brokerErr
 		if errors.Is(s.closeErr, context.Canceled) {
 			s.closeErr = nil
 		}
