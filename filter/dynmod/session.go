@@ -51,7 +51,7 @@ func (f *filter) openSession() {
 	f.cancel = cancel
 	f.phase = phaseOpening
 	f.async.Store(asyncRunning)
-	go f.runOpenSession(ctx, sched)
+	f.cfg.sessions.Go(func() { f.runOpenSession(ctx, sched) })
 }
 
 func (f *filter) runOpenSession(ctx context.Context, sched C.uintptr_t) {

@@ -47,7 +47,7 @@ func (f *filter) openSession(buf api.BufferInstance) api.StatusType {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.async.Store(asyncRunning)
-	go f.runOpenSession(ctx, buf)
+	f.cfg.sessions.Go(func() { f.runOpenSession(ctx, buf) })
 	return api.Running
 }
 
