@@ -30,6 +30,9 @@ type WatchStats struct {
 	ReloadErrors  atomic.Int64 // invalid or unreadable files, last good kept
 	LastErrorUnix atomic.Int64
 	stopped       chan struct{}
+	// checks counts the reloads begun (file events and resyncs, whatever
+	// they found): tests that check that nothing happens wait for some.
+	checks atomic.Int64
 }
 
 // Stopped is closed once the watch has ended (its context is done): apply
@@ -93,6 +96,7 @@ func watchLoop(ctx context.Context, w *fsnotify.Watcher, path string, last []byt
 	// from none: string(nil) == "" would hide the first empty file.
 	var haveBad bool
 	reload := func() {
+		stats.checks.Add(1)
 		c, raw, err := loadRaw(path)
 		if err != nil {
 			if raw != nil && haveBad && string(raw) == string(lastBad) {
