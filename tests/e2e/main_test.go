@@ -23,7 +23,9 @@ type backend struct {
 	name, prefix, addr, url string
 	srv                     *mcp.Server
 	opts                    *mcp.StreamableHTTPOptions // nil: go-sdk defaults
-	stop                    func()
+	// observe, if set, sees each HTTP request before the server does.
+	observe func(*http.Request)
+	stop    func()
 }
 
 func (b *backend) serverConfig() config.Server {
@@ -40,7 +42,7 @@ func (b *backend) start(t *testing.T) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	url, stop, err := mcptest.ServeOptions(context.Background(), addr, b.srv, b.opts)
+	url, stop, err := b.serve(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +52,22 @@ func (b *backend) start(t *testing.T) {
 	if first {
 		t.Cleanup(func() { b.stop() }) // whichever life the backend is in by then
 	}
+}
+
+func (b *backend) serve(addr string) (string, func(), error) {
+	if b.observe == nil {
+		return mcptest.ServeOptions(context.Background(), addr, b.srv, b.opts)
+	}
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.srv }, b.opts)
+	observed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.observe(r)
+		h.ServeHTTP(w, r)
+	})
+	return mcptest.ServeHandler(context.Background(), addr, observed, func() {
+		for ss := range b.srv.Sessions() {
+			ss.Close() // releases the hanging GET streams
+		}
+	})
 }
 
 // env is one running gateway with its backends.
@@ -77,6 +95,7 @@ func startEnv(t *testing.T, backends ...*backend) *env {
 	stack, err := harness.StartStack(context.Background(), harness.StackOptions{
 		Root: root, EnvoyBinary: envoyBin, ModuleDir: moduleDir,
 		ConfigPath: e.configPath, WorkDir: dir, EnvoyLogLevel: "info",
+		WaitServers: true, // every backend was started above
 	})
 	if err != nil {
 		t.Fatal(err)
