@@ -158,7 +158,7 @@ func runAndCheck(t *testing.T, root, npm string, r run, url string) (*result, []
 		t.Fatalf("no scenario ran:\n%s", res.Output)
 	}
 	if update {
-		if err := writeBaseline(baseline, r, failing); err != nil {
+		if err := writeBaseline(baseline, r.name, failing); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", baseline)
