@@ -81,10 +81,10 @@ func Acquire(path string, handler slog.Handler) (*Shared, error) {
 // destroy hook. The last Release stops the watch and closes the Router
 // (router.Router.Close): the watch's goroutine and the Router's (backend
 // session opens, notifications to backends) are cancelled and waited for,
-// which takes as long as cancelled network requests take to return. Streams may still use
-// the Router (Envoy keeps a filter config alive while its streams are): it
-// goes on routing them, but a backend session one of them still needs
-// cannot be opened any more (a retryable 503).
+// which takes as long as cancelled network requests take to return.
+// Streams may still use the Router (Envoy keeps a filter config alive
+// while its streams are): it goes on routing them, but a backend session
+// one of them still needs cannot be opened any more (a retryable 503).
 func (sr *Shared) Release() {
 	registry.Lock()
 	sr.refs--

@@ -108,8 +108,8 @@ func (s *Stream) recordLevel(json string) {
 
 // eachBackend calls send, in the background (owned by the Router: Close
 // cancels it), for each of the gateway session's backend sessions, with
-// the protocol version offered to backends; failures are logged. send must not read s: the adapter reuses
-// the Stream meanwhile.
+// the protocol version offered to backends; failures are logged. send must
+// not read s: the adapter reuses the Stream meanwhile.
 func (s *Stream) eachBackend(backends []backendSession, initVersion, what string,
 	send func(ctx context.Context, srv *Server, sid, version string) error) {
 	if len(backends) == 0 {
