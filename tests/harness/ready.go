@@ -22,9 +22,14 @@ import (
 //     answered by the broker's MCP handler (400, "GET requires an
 //     Mcp-Session-Id header"), not by Envoy (503: no broker to connect to);
 //   - with o.WaitServers, the broker reports every server of the config
-//     ready: its own MCP session with each backend is up.
+//     ready: its own MCP session with each backend is up, so their tools
+//     are listed.
 //
-// It gives up early when the broker or Envoy exits.
+// Envoy's path to a backend has nothing to wait for: its cluster is
+// ORIGINAL_DST (a connection per routed call, to the address the router
+// names, no health checks), and only a routed call, which opens a backend
+// session, could exercise it. A backend that serves MCP to the broker
+// serves it to Envoy. It gives up early when the broker or Envoy exits.
 func (s *Stack) waitServing(ctx context.Context, o StackOptions) error {
 	timeout := o.ReadyTimeout
 	if timeout <= 0 {
