@@ -121,7 +121,7 @@ func TestConformance(t *testing.T) {
 				url = fmt.Sprintf("http://localhost:%d/mcp", g.Envoy.Port)
 			}
 			res, failing := runAndCheck(t, root, npm, r, url)
-			summary = append(summary, fmt.Sprintf("%-20s Total: %d passed, %d failed (%d scenarios, failing: %s)",
+			summary = append(summary, fmt.Sprintf("%-28s Total: %d passed, %d failed (%d scenarios, failing: %s)",
 				r.name, res.Passed, res.Failed, len(res.Scenarios), strings.Join(failing, " ")))
 			if g != nil {
 				checkRouted(t, g, npm, r)
