@@ -103,6 +103,26 @@ conformance: envoy ## MCP conformance suite (npm, pinned in build/npm/conformanc
 conformance-update: envoy ## Rewrite tests/conformance/baseline-*.yml from a fresh run (keeps "# why" comments)
 	MCPGW_ENVOY=$(CURDIR)/$(ENVOY) MCPGW_CONFORMANCE_UPDATE=1 MCPGW_CONFORMANCE_OUT=$(CURDIR)/build/conformance go test -count=1 -timeout 20m -run TestConformance ./tests/conformance/
 
+##@ Fuzzing
+# Every Fuzz* target of FUZZ_PKGS runs in turn for FUZZTIME (a duration, or
+# "10000000x" for a number of executions), one worker (-parallel: the
+# machine is shared), new inputs minimized for at most FUZZMINIMIZE. A
+# failing input is written to the package's testdata/fuzz/<target>/: commit
+# it with the fix, and plain `go test` replays it from then on.
+FUZZ_PKGS     ?= ./filter/config ./filter/router
+FUZZTIME      ?= 60s
+FUZZMINIMIZE  ?= 1s
+FUZZPARALLEL  ?= 1
+.PHONY: fuzz
+fuzz: ## Run each fuzz target (request scanner/rewriter, SSE rewriter, relay/task ids, config loader) for FUZZTIME (default 60s)
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+		for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) \
+				-parallel $(FUZZPARALLEL) $$pkg; \
+		done; \
+	done
+
 ##@ Benchmarks
 .PHONY: bench
 bench: envoy ## Latency through Envoy (module vs direct) and the router core's Go benchmarks

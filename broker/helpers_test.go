@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,6 +180,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// waitMore waits until n more events than now are counted and the last of
+// those is handled: one more event must begin, as each begins after the one
+// before it ended (a session's probes, re-lists). Tests that check that
+// something does not happen wait for the events that could make it happen.
+func waitMore(t *testing.T, what string, counter *atomic.Int64, n int64) {
+	t.Helper()
+	from := counter.Load()
+	eventually(t, what, func() bool { return counter.Load() > from+n })
 }
 
 // serverState returns the named server's status, or the zero value.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -23,6 +22,7 @@ import (
 // announcement makes one notification.
 func TestListChangedRelayedWithoutCatalogChange(t *testing.T) {
 	echo := mcptest.NewEchoServer("e1")
+	probes := mcptest.CountRequests(echo, "tools/list") // the stateless backend's probes re-list
 	cfg := withVirtual(t, testConfig(t,
 		config.Server{Name: "echo", URL: serveStatelessBackend(t, echo).URL, Prefix: "echo_", Stateless: true},
 		config.Server{Name: "math", URL: serveBackend(t, mcptest.NewMathServer("m1")), Prefix: "math_"},
@@ -55,7 +55,7 @@ func TestListChangedRelayedWithoutCatalogChange(t *testing.T) {
 
 	quiet := func(what string, chs ...chan struct{}) {
 		t.Helper()
-		time.Sleep(6 * fastUpstream.PingInterval) // several probes of the stateless backend
+		waitMore(t, "three probes of the stateless backend", probes, 3)
 		for _, ch := range chs {
 			if n := len(ch); n != 0 {
 				t.Errorf("%s: %d unexpected list_changed", what, n)
@@ -69,7 +69,7 @@ func TestListChangedRelayedWithoutCatalogChange(t *testing.T) {
 	waitNotified(t, session)
 	waitNotified(t, stateless)
 	c.waitTools(t, "echo_extra added", func(names []string) bool { return slices.Contains(names, "echo_extra") })
-	time.Sleep(6 * fastUpstream.PingInterval)
+	waitMore(t, "three probes of the stateless backend", probes, 3) // any late notification arrived
 	for _, ch := range []chan struct{}{session, stateless, echoes, calc} {
 		for len(ch) > 0 {
 			<-ch

@@ -17,9 +17,10 @@ const DefaultAddr = "127.0.0.1:8090"
 // Run loads and watches opts.ConfigPath, serves the broker on opts.Addr (or
 // opts.Listener) and blocks until ctx is done, then shuts down gracefully:
 // it stops accepting, closes the client sessions (ending their streams),
-// waits for requests in flight up to opts.ShutdownTimeout, and disconnects
-// from the backends. It fails at once if the first config is invalid or its
-// session key cannot be resolved.
+// waits for requests in flight up to opts.ShutdownTimeout, stops the config
+// watch and disconnects from the backends. When it returns, nothing it
+// started is still running. It fails at once if the first config is invalid
+// or its session key cannot be resolved.
 func Run(ctx context.Context, opts Options) error {
 	if opts.ConfigPath == "" {
 		return errors.New("broker: a config path is required")
@@ -29,7 +30,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	b := New(opts)
 	defer b.Close()
-	if err := b.watchConfig(ctx); err != nil {
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer b.stopWatch(stopWatch) // before Close: no Apply races it
+	if err := b.watchConfig(watchCtx); err != nil {
 		return err
 	}
 	ln := opts.Listener
@@ -89,9 +92,17 @@ func (b *Broker) watchConfig(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: load config: %w", err)
 	}
+	b.SetWatchStats(stats) // the watch runs: stopWatch waits for it
 	if firstErr != nil {
 		return fmt.Errorf("broker: apply config: %w", firstErr)
 	}
-	b.SetWatchStats(stats)
 	return nil
+}
+
+// stopWatch ends the config watch, if it started, and waits for it.
+func (b *Broker) stopWatch(cancel context.CancelFunc) {
+	cancel()
+	if ws := b.watch.Load(); ws != nil {
+		<-ws.Stopped()
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -19,6 +18,7 @@ import (
 // which re-lists and notifies its own clients of both eras.
 func TestStatelessBackendListChanged(t *testing.T) {
 	echo := mcptest.NewEchoServer("e1")
+	probes := mcptest.CountRequests(echo, "tools/list") // this era's probe re-lists
 	ts := serveStatelessBackend(t, echo)
 	h := newHarness(t, testConfig(t, config.Server{Name: "echo", URL: ts.URL, Prefix: "echo_", Stateless: true}))
 	ready := h.waitState(t, "echo", upstream.StateReady)
@@ -46,7 +46,7 @@ func TestStatelessBackendListChanged(t *testing.T) {
 		t.Fatalf("echo_extra = %v, %v", res, err)
 	}
 	// The session survives the probes (every 50ms here): no reconnect.
-	time.Sleep(6 * fastUpstream.PingInterval)
+	waitMore(t, "three probes", probes, 3)
 	if s := h.serverState("echo"); s.State != upstream.StateReady || !s.Since.Equal(ready.Since) || s.LastError != "" {
 		t.Errorf("after pings: %+v, want ready since %v", s, ready.Since)
 	}

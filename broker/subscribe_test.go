@@ -355,8 +355,15 @@ func TestSubscriptionDroppedWhenSessionEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	watched := func() int {
+		h.b.subMu.Lock()
+		defer h.b.subMu.Unlock()
+		return len(h.b.watched)
+	}
 	c1.Close()
-	time.Sleep(100 * time.Millisecond)
+	// The broker forgets c1's session and drops its subscriptions in one
+	// critical section: once it is forgotten, c1's leave is processed.
+	eventually(t, "c1's session end processed", func() bool { return watched() == 1 })
 	if !d.subscribed(docURI) {
 		t.Fatal("backend unsubscribed while c2 is subscribed")
 	}

@@ -36,9 +36,18 @@ func (u *Upstream) run(ctx context.Context) {
 		u.publish(cat, cs)
 		u.setState(StateReady, cs.InitializeResult().ProtocolVersion, nil)
 		u.resubscribe(ctx, cs)
-		err = u.monitor(ctx, cs)
+		// Wait returns when the connection breaks, e.g. the standalone SSE
+		// stream got a 404 because the backend restarted, and at the
+		// latest once cs is closed below: the goroutine is waited for.
+		closed, waited := make(chan error, 1), make(chan struct{})
+		go func() {
+			defer close(waited)
+			closed <- cs.Wait()
+		}()
+		err = u.monitor(ctx, cs, closed)
 		u.dropSession()
 		cs.Close()
+		<-waited
 		if ctx.Err() != nil {
 			return
 		}
@@ -64,14 +73,9 @@ func (u *Upstream) fail(err error) {
 	u.publish(Catalog{}, nil)
 }
 
-// monitor watches a ready session. It returns why the session is no longer
-// usable, or ctx's error.
-func (u *Upstream) monitor(ctx context.Context, cs *mcp.ClientSession) error {
-	closed := make(chan error, 1)
-	// Wait returns when the connection breaks, e.g. the standalone SSE
-	// stream got a 404 because the backend restarted; run closes cs after
-	// monitor returns, which ends this goroutine in every case.
-	go func() { closed <- cs.Wait() }()
+// monitor watches a ready session; closed receives the result of its Wait.
+// It returns why the session is no longer usable, or ctx's error.
+func (u *Upstream) monitor(ctx context.Context, cs *mcp.ClientSession, closed <-chan error) error {
 	ping := time.NewTicker(u.opts.PingInterval)
 	defer ping.Stop()
 	for {

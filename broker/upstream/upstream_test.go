@@ -65,6 +65,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitMore waits until n more events than now are counted and the last
+// of those is handled: one more event must begin, as each begins after the
+// one before it ended (a session's probes, re-lists).
+func waitMore(t *testing.T, what string, counter *atomic.Int64, n int64) {
+	t.Helper()
+	from := counter.Load()
+	eventually(t, what, func() bool { return counter.Load() > from+n })
+}
+
 func waitState(t *testing.T, u *Upstream, want State) Snapshot {
 	t.Helper()
 	eventually(t, "state "+string(want), func() bool { return u.Snapshot().State == want })
@@ -258,6 +267,7 @@ func TestListChangedRelists(t *testing.T) {
 // makes on its own (a stateless backend's probes here) report nothing.
 func TestOnListChangedReportsAnnouncements(t *testing.T) {
 	srv := mcptest.NewEchoServer("e1")
+	probes := mcptest.CountRequests(srv, "tools/list") // a stateless backend's probe re-lists
 	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(
 		func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true}))
 	t.Cleanup(ts.Close)
@@ -286,7 +296,7 @@ func TestOnListChangedReportsAnnouncements(t *testing.T) {
 			<-changes
 		}
 	}
-	time.Sleep(6 * opts.PingInterval) // several probes
+	waitMore(t, "three probes", probes, 3)
 	if len(announced) != 0 || len(changes) != 0 {
 		t.Errorf("probes reported %d announcements, %d changes", len(announced), len(changes))
 	}

@@ -34,7 +34,16 @@ type WatchStats struct {
 	// SecretReloads counts the reloads (among Reloads) caused by a
 	// referenced secret that resolves differently, the file unchanged.
 	SecretReloads atomic.Int64
+	stopped       chan struct{}
+	// checks counts the reloads begun (file events and resyncs, whatever
+	// they found): tests that check that nothing happens wait for some.
+	checks atomic.Int64
 }
+
+// Stopped is closed once the watch has ended (its context is done): apply
+// is not called again, and the watch's goroutine and file watcher are gone.
+// A reader that closes what apply feeds waits for it first.
+func (s *WatchStats) Stopped() <-chan struct{} { return s.stopped }
 
 // Watch loads path, calls apply with it, then calls apply again each time
 // the file changes to a valid config that differs from the last one
@@ -75,7 +84,7 @@ func Watch(ctx context.Context, path string, opts WatchOptions, apply func(*Conf
 		w.Close()
 		return nil, err
 	}
-	wt := &watcher{path: path, opts: opts, log: log, fs: w, stats: &WatchStats{}, apply: apply,
+	wt := &watcher{path: path, opts: opts, log: log, fs: w, stats: &WatchStats{stopped: make(chan struct{})}, apply: apply,
 		last: raw, lastSecrets: secretsDigest(first), dirs: map[string]bool{}}
 	wt.watchSecretDirs(first)
 	wt.stats.Reloads.Add(1)
@@ -104,6 +113,7 @@ type watcher struct {
 }
 
 func (wt *watcher) loop(ctx context.Context) {
+	defer close(wt.stats.stopped)
 	defer wt.fs.Close()
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
@@ -137,6 +147,7 @@ func (wt *watcher) loop(ctx context.Context) {
 }
 
 func (wt *watcher) reload() {
+	wt.stats.checks.Add(1)
 	c, raw, err := loadRaw(wt.path)
 	if err != nil {
 		if raw != nil && wt.haveBad && string(raw) == string(wt.lastBad) {

@@ -17,14 +17,13 @@ import (
 // testing/synctest cannot drive these tests: fsnotify's reader goroutine
 // blocks in the netpoller, which synctest does not count as durably blocked,
 // so fake time never advances. They use real temp dirs and a short debounce
-// instead, and wait for outcomes with a deadline rather than fixed sleeps
-// (except where they check that nothing happens).
+// instead, and wait for outcomes with a deadline rather than fixed sleeps;
+// a test that checks that nothing happens waits for the reloads that could
+// make it happen (waitChecks).
 
 const (
 	debounce = 20 * time.Millisecond
-	// quiet is how long "nothing happens" is observed: many debounces.
-	quiet   = 15 * debounce
-	timeout = 5 * time.Second
+	timeout  = 5 * time.Second
 )
 
 // version renders a valid config whose gateway.maxSessions tags it.
@@ -97,14 +96,12 @@ func (w *watched) next(t *testing.T, wantTag int) {
 	}
 }
 
-// none checks that nothing is applied for a while.
-func (w *watched) none(t *testing.T) {
+// waitChecks waits until the watch has begun and finished n more reloads
+// than now (each begins after the one before it ended).
+func waitChecks(t *testing.T, stats *WatchStats, n int64) {
 	t.Helper()
-	select {
-	case c := <-w.applied:
-		t.Fatalf("unexpected apply of config %d", c.Gateway.MaxSessions)
-	case <-time.After(quiet):
-	}
+	from := stats.checks.Load()
+	waitFor(t, fmt.Sprintf("%d reloads", n), func() bool { return stats.checks.Load() > from+n })
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -264,7 +261,7 @@ func TestWatchSameBadContentReportedOncePerEpisode(t *testing.T) {
 	bad := []byte("version: mcpgw/v1\ngateway: {sessionKey: {env: K}}\nservers: [{name: x}]\n")
 	writeFile(t, path, bad)
 	waitFor(t, "first report", func() bool { return stats.ReloadErrors.Load() == 1 })
-	time.Sleep(quiet) // many resyncs re-read the same bad file
+	waitChecks(t, stats, 3) // resyncs re-read the same bad file
 	if got := stats.ReloadErrors.Load(); got != 1 {
 		t.Fatalf("ReloadErrors = %d for one unchanged bad file, want 1", got)
 	}
@@ -280,14 +277,22 @@ func TestWatchSameBadContentReportedOncePerEpisode(t *testing.T) {
 // A bad file restored to the content still in effect is not re-applied.
 func TestWatchRestoredContentNotReapplied(t *testing.T) {
 	dir := t.TempDir()
-	w := startWatch(t, dir, filepath.Join(dir, "c.yaml"), version(1))
-	w.next(t, 1)
-	writeFile(t, w.path, []byte("garbage: [\n"))
-	waitFor(t, "reload error", func() bool { return w.stats.ReloadErrors.Load() > 0 })
-	writeFile(t, w.path, version(1))
-	w.none(t)
-	if got := w.stats.Reloads.Load(); got != 1 {
-		t.Fatalf("Reloads = %d, want 1", got)
+	path := filepath.Join(dir, "c.yaml")
+	writeFile(t, path, version(1))
+	applied := make(chan int, 10)
+	// Resync on: reloads certainly read the restored file below.
+	stats, err := Watch(t.Context(), path, WatchOptions{Debounce: debounce, Resync: debounce},
+		func(c *Config) { applied <- c.Gateway.MaxSessions })
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-applied
+	writeFile(t, path, []byte("garbage: [\n"))
+	waitFor(t, "reload error", func() bool { return stats.ReloadErrors.Load() > 0 })
+	writeFile(t, path, version(1))
+	waitChecks(t, stats, 3)
+	if got := stats.Reloads.Load(); got != 1 || len(applied) != 0 {
+		t.Fatalf("Reloads = %d, want 1 (%d applied)", got, len(applied))
 	}
 }
 
@@ -298,7 +303,7 @@ func TestWatchUnchangedContentNotReapplied(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	applied := make(chan int, 10)
-	// Resync on: many reloads certainly run during the quiet period below.
+	// Resync on: reloads certainly re-read the file below.
 	stats, err := Watch(ctx, path, WatchOptions{Debounce: debounce, Resync: debounce},
 		func(c *Config) { applied <- c.Gateway.MaxSessions })
 	if err != nil {
@@ -309,10 +314,9 @@ func TestWatchUnchangedContentNotReapplied(t *testing.T) {
 	now := time.Now()
 	os.Chtimes(path, now, now)
 	writeFile(t, filepath.Join(dir, "unrelated"), []byte("x"))
-	select {
-	case n := <-applied:
-		t.Fatalf("unchanged content re-applied (%d)", n)
-	case <-time.After(quiet):
+	waitChecks(t, stats, 3) // resyncs and the events re-read the unchanged file
+	if len(applied) != 0 {
+		t.Fatalf("unchanged content re-applied (%d)", <-applied)
 	}
 	if stats.Reloads.Load() != 1 || stats.ReloadErrors.Load() != 0 {
 		t.Fatalf("stats reloads=%d errors=%d", stats.Reloads.Load(), stats.ReloadErrors.Load())
@@ -409,11 +413,15 @@ func TestWatchStopsOnCancel(t *testing.T) {
 	w := startWatch(t, dir, filepath.Join(dir, "c.yaml"), version(1))
 	w.next(t, 1)
 	w.cancel()
+	select {
+	case <-w.stats.Stopped(): // no apply from now on
+	case <-time.After(timeout):
+		t.Fatal("the watch did not stop after cancel")
+	}
 	// The watch goroutine and fsnotify's reader end.
 	waitFor(t, "watch goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
 	writeFile(t, w.path, version(2))
-	w.none(t)
-	if got := w.stats.Reloads.Load(); got != 1 {
-		t.Fatalf("Reloads = %d after cancel", got)
+	if got := w.stats.Reloads.Load(); got != 1 || len(w.applied) != 0 {
+		t.Fatalf("Reloads = %d, %d applied after the watch stopped", got, len(w.applied))
 	}
 }

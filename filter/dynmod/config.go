@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/mcpgw/mcpgw/filter/host"
 )
@@ -24,6 +25,9 @@ type filterConfig struct {
 	shared  *host.Shared
 	ids     [host.NumCounters]C.size_t // Envoy counter ids, valid when statsOK
 	statsOK bool
+	// sessions are its streams' session goroutines (session.go), which
+	// release waits for.
+	sessions sync.WaitGroup
 }
 
 // newFilterConfig runs in on_http_filter_config_new, on Envoy's main thread.
@@ -45,11 +49,15 @@ func newFilterConfig(envoyConfig C.uintptr_t, name string, raw []byte) (*filterC
 	return fc, nil
 }
 
-// release runs in on_http_filter_config_destroy. Streams of this config may
-// still be alive (Envoy keeps the config alive while they are); the router
-// stays valid for them (see host.Shared.Release). The last release of a
-// config file's router stops its background work (router.Router.Close).
-func (fc *filterConfig) release() { fc.shared.Release() }
+// release runs in on_http_filter_config_destroy, once the config's last
+// stream is gone (its streams keep it alive). It waits for the session
+// goroutines they started (their I/O was cancelled when their stream went,
+// so they are returning); the last release closes the router's background
+// work (see host.Shared.Release).
+func (fc *filterConfig) release() {
+	fc.sessions.Wait()
+	fc.shared.Release()
+}
 
 // defineCounters declares our counters in Envoy. Envoy only accepts
 // definitions during on_http_filter_config_new (later it answers Frozen).

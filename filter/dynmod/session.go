@@ -68,7 +68,7 @@ func (f *filter) goAsync(event uint64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.async.Store(asyncRunning)
-	go f.runAsync(ctx, sched, event)
+	f.cfg.sessions.Go(func() { f.runAsync(ctx, sched, event) })
 }
 
 func (f *filter) runAsync(ctx context.Context, sched C.uintptr_t, event uint64) {

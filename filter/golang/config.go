@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
@@ -145,6 +146,9 @@ type filterConfig struct {
 	counters  [host.NumCounters]api.CounterMetric // valid when statsOK
 	statsOK   bool
 	destroyed atomic.Bool
+	// sessions are its streams' session goroutines (session.go), which
+	// Destroy waits for.
+	sessions sync.WaitGroup
 }
 
 var _ api.Config = (*filterConfig)(nil)
@@ -169,12 +173,14 @@ func (c *filterConfig) defineCounters(callbacks api.ConfigCallbackHandler) {
 }
 
 // Destroy runs when Envoy deletes the config (FilterConfig destructor, after
-// its last stream), on the main thread. Streams still running (none, by
-// then) could keep using the router: see host.Shared.Release, whose last
-// call for a config file stops the router's background work
-// (router.Router.Close).
+// its last stream), on the main thread. It waits for the session goroutines
+// its streams started: their streams are gone, so their I/O was cancelled
+// and they are returning. Streams still running (none, by then) could keep
+// using the router; the last release closes its background work: see
+// host.Shared.Release.
 func (c *filterConfig) Destroy() {
 	if c.destroyed.CompareAndSwap(false, true) {
+		c.sessions.Wait()
 		c.shared.Release()
 	}
 }

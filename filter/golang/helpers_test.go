@@ -1,12 +1,14 @@
 package golang_test
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
+	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -22,6 +24,12 @@ func TestMain(m *testing.M) {
 	fakeapi.InstallLog() // api.Log* panics outside Envoy otherwise
 	code := m.Run()
 	fakehost.Cleanup() // the shared object and fake Envoy, if built
+	// Destroyed configs leave nothing running: their streams' session
+	// goroutines and their routers' background work are waited for.
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+		code = 1
+	}
 	os.Exit(code)
 }
 

@@ -51,7 +51,7 @@ func (f *filter) openSession(buf api.BufferInstance) api.StatusType {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.async.Store(asyncRunning)
-	go f.runOpenSession(ctx, buf)
+	f.cfg.sessions.Go(func() { f.runOpenSession(ctx, buf) })
 	return api.Running
 }
 
@@ -66,10 +66,10 @@ func (f *filter) startReplay() api.StatusType {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.async.Store(asyncRunning)
-	go func() {
+	f.cfg.sessions.Go(func() {
 		cb := f.cb.EncoderFilterCallbacks()
 		f.resume(f.finishReplay(ctx, cb))
-	}()
+	})
 	return api.Running
 }
 

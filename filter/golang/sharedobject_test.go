@@ -30,6 +30,14 @@ func startHost(t *testing.T) *fakehost.Host {
 
 func soConfig(t *testing.T, h *fakehost.Host, path string) *fakehost.Config {
 	t.Helper()
+	c := newSOConfig(t, h, path)
+	t.Cleanup(c.Destroy)
+	return c
+}
+
+// newSOConfig is soConfig for a test that destroys the config itself.
+func newSOConfig(t *testing.T, h *fakehost.Host, path string) *fakehost.Config {
+	t.Helper()
 	raw, err := proto.Marshal(pluginConfig(t, path))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +46,6 @@ func soConfig(t *testing.T, h *fakehost.Host, path string) *fakehost.Config {
 	if c.GoID == 0 {
 		t.Fatalf("the plugin rejected config_path %s; logs:\n%s", path, strings.Join(h.Logs(), "\n"))
 	}
-	t.Cleanup(c.Destroy)
 	return c
 }
 
@@ -220,7 +227,7 @@ func TestSharedObjectDestroyWhileOpening(t *testing.T) {
 	g := newGatedBackend(t, env.Backend)
 	entry := env.Backend.Entry()
 	entry.URL = g.URL + "/mcp"
-	c := soConfig(t, h, adaptertest.WriteConfig(t, t.TempDir(), entry))
+	c := newSOConfig(t, h, adaptertest.WriteConfig(t, t.TempDir(), entry))
 	s := c.NewStream(0)
 	for _, kv := range [][2]string{{":method", "POST"}, {":path", "/mcp"}, {"content-type", "application/json"},
 		{"mcp-session-id", env.Codec.Mint("")}} {
@@ -233,7 +240,9 @@ func TestSharedObjectDestroyWhileOpening(t *testing.T) {
 	<-g.entered
 	s.Destroy()
 	g.open()
-	time.Sleep(100 * time.Millisecond)
+	// Destroying the config waits for its streams' session goroutines (and
+	// closes the router): after it, nothing of this stream's can still run.
+	c.Destroy()
 	snap := s.Dump()
 	if len(snap.Errors) != 0 || len(snap.Replies) != 0 || snap.UpstreamHeaders {
 		t.Errorf("after destroy: %+v", snap)

@@ -17,6 +17,7 @@ import (
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
 	"github.com/tidwall/gjson"
 
+	"github.com/mcpgw/mcpgw/filter/golang"
 	"github.com/mcpgw/mcpgw/filter/golang/internal/fakeapi"
 	"github.com/mcpgw/mcpgw/filter/internal/adaptertest"
 )
@@ -159,7 +160,7 @@ func TestStreamDestroyedWhileOpening(t *testing.T) {
 	s.DecodeData([]byte(r.Body), true)
 	<-g.entered
 	s.Destroy()
-	time.Sleep(50 * time.Millisecond) // let the goroutine finish
+	golang.WaitSessions(fc.parsed.(api.Config)) // the goroutine is done
 	if len(s.Replies()) != 0 || s.Upstream().HeadersSent {
 		t.Errorf("a destroyed stream moved: %+v", s.Replies())
 	}

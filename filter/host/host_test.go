@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/filter/router"
+	"github.com/mcpgw/mcpgw/filter/sessionid"
 )
 
 func TestParseFilterConfig(t *testing.T) {
@@ -198,5 +200,47 @@ func TestLastReleaseClosesRouter(t *testing.T) {
 	case <-hangups:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the follower outlived the last Release")
+	}
+}
+
+// The last Release closes the router's background work: a backend session
+// a draining stream still needs is not opened any more (the stream gets a
+// retryable error, and no request leaves the closed router).
+func TestLastReleaseStopsSessionOpens(t *testing.T) {
+	var requests atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	defer backend.Close()
+	path := writeConfig(t)
+	key := filepath.Join(filepath.Dir(path), "key")
+	cfg := "version: mcpgw/v1\ngateway:\n  sessionKey: {file: " + key + "}\nservers:\n" +
+		"- {name: a, url: '" + backend.URL + "/mcp', hostname: a.local, prefix: a_}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := Acquire(path, slog.DiscardHandler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := sessionid.New([]byte(strings.Repeat("k", 40)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a_x"}}`)
+	s := sr.Router().NewStream()
+	defer s.Release()
+	s.RequestHeaders(router.RequestHeaders{Path: "/mcp", Method: "POST", ContentType: "application/json",
+		ContentLength: int64(len(body)), SessionID: codec.Mint(""), ProtocolVersion: "2025-06-18"})
+	if a := s.RequestBody(body); a != router.OpenSession {
+		t.Fatalf("first call: action %d", a)
+	}
+	sr.Release() // the stream outlives its filter config
+	if a := s.OpenSession(t.Context()); a != router.Reply || s.Rejection() != router.RejectBackendUnavailable {
+		t.Fatalf("open after the last release: action %d, %s", a, s.Rejection())
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("the released router sent %d requests to the backend", n)
 	}
 }

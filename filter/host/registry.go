@@ -20,7 +20,8 @@ type Shared struct {
 	path     string
 	router   *router.Router
 	log      *slog.Logger
-	cancel   context.CancelFunc
+	cancel   context.CancelFunc // stops the watch
+	watch    *config.WatchStats
 	refs     int // guarded by registry.mu
 	counters Counters
 }
@@ -70,30 +71,33 @@ func Acquire(path string, handler slog.Handler) (*Shared, error) {
 		cancel()
 		return nil, fmt.Errorf("config_path %q: %w", path, err)
 	}
-	sr := &Shared{path: path, router: r, log: log, cancel: cancel, refs: 1}
+	sr := &Shared{path: path, router: r, log: log, cancel: cancel, watch: stats, refs: 1}
 	sr.counters.init(&r.Metrics, stats)
 	registry.m[path] = sr
 	return sr, nil
 }
 
-// Release drops a reference; both adapters call it from their config-destroy
-// hooks. Streams may still use the Router (Envoy keeps a filter config alive
-// while its streams are), so nothing here invalidates it; the last Release
-// stops the watch and the router's background work (router.Router.Close),
-// and waits for the latter.
+// Release drops a reference; both adapters call it from their config
+// destroy hook. The last Release stops the watch and closes the Router
+// (router.Router.Close): the watch's goroutine and the Router's (backend
+// session opens, notifications to backends) are cancelled and waited for,
+// which takes as long as cancelled network requests take to return.
+// Streams may still use the Router (Envoy keeps a filter config alive
+// while its streams are): it goes on routing them, but a backend session
+// one of them still needs cannot be opened any more (a retryable 503).
 func (sr *Shared) Release() {
 	registry.Lock()
-	last := false
 	sr.refs--
-	if sr.refs == 0 {
+	last := sr.refs == 0
+	if last {
 		sr.cancel()
 		delete(registry.m, sr.path)
-		last = true
 	}
 	registry.Unlock()
 	if last {
-		// Outside the lock: a new Acquire of the path must not wait for
-		// the follower's long poll to end.
+		// Outside the lock: a new Acquire of the path must not wait for the
+		// revocation follower's long poll or for cancelled requests.
+		<-sr.watch.Stopped() // no Apply after Close
 		sr.router.Close()
 	}
 }

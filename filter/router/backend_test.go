@@ -41,7 +41,12 @@ type backend struct {
 	// without reaching the MCP handler, as many as it counts.
 	lose atomic.Int32
 	// events gives the MCP handler an event store: SSE events carry ids.
-	events bool
+	events  bool
+	servers []*mcp.Server // every MCP server restart made, whose sessions the test ends
+	// ended is cancelled when the test ends, before the sessions are
+	// closed: a tool still waiting on the client (ask) gives up.
+	ended   context.Context
+	endTest context.CancelFunc
 }
 
 // echoArgs is the input of the backend's tools.
@@ -52,9 +57,20 @@ type echoArgs struct {
 func newBackend(t *testing.T, jsonResponse bool) *backend {
 	t.Helper()
 	b := &backend{json: jsonResponse, deleteHit: make(chan string, 16)}
+	b.ended, b.endTest = context.WithCancel(context.Background())
 	b.restart()
 	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
-	t.Cleanup(b.srv.Close)
+	t.Cleanup(func() {
+		b.endTest()
+		b.srv.Close()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, s := range b.servers {
+			for ss := range s.Sessions() {
+				ss.Close() // sessions nobody DELETEd, as a backend would expire them
+			}
+		}
+	})
 	return b
 }
 
@@ -75,6 +91,9 @@ func (b *backend) restart() {
 	})
 	// ask elicits a name from the client during the call.
 	mcp.AddTool(s, &mcp.Tool{Name: "ask"}, func(ctx context.Context, req *mcp.CallToolRequest, _ echoArgs) (*mcp.CallToolResult, any, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(b.ended, cancel)()
 		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "name?",
 			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}}})
 		if err != nil {
@@ -88,6 +107,9 @@ func (b *backend) restart() {
 	}
 	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, opts)
 	b.handler.Store(&h)
+	b.mu.Lock()
+	b.servers = append(b.servers, s)
+	b.mu.Unlock()
 }
 
 func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
@@ -196,6 +218,7 @@ func routerFor(t *testing.T, maxSessions int, backends map[string]*backend) *Rou
 		t.Fatal(err)
 	}
 	r := New(Options{})
+	t.Cleanup(r.Close)
 	if err := r.Apply(c); err != nil {
 		t.Fatal(err)
 	}

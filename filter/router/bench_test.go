@@ -41,6 +41,7 @@ func newBenchCase(b *testing.B, body string) benchCase {
 	b.Helper()
 	setTestEnv(b)
 	r := New(Options{})
+	b.Cleanup(r.Close)
 	c := loadConfig(b, "router.yaml")
 	c.Gateway.MaxRequestBodyBytes = 1 << 20
 	if err := r.Apply(c); err != nil {

@@ -106,30 +106,30 @@ func (s *Stream) recordLevel(v gjson.Result) {
 	})
 }
 
-// eachBackend calls send, in the background, for each of the gateway
-// session's backend sessions, with the protocol version offered to
-// backends; failures are logged. send must not read s: the adapter reuses
-// the Stream meanwhile.
+// eachBackend calls send, in the background (owned by the Router: Close
+// cancels it), for each of the gateway session's backend sessions, with
+// the protocol version offered to backends; failures are logged. send must
+// not read s: the adapter reuses the Stream meanwhile.
 func (s *Stream) eachBackend(backends []backendSession, initVersion, what string,
 	send func(ctx context.Context, srv *Server, sid, version string) error) {
 	if len(backends) == 0 {
 		return
 	}
 	t, log, version := s.t, s.r.log, backendVersion(s.protocolVersion, initVersion)
-	go func() {
+	s.r.bg.goOwned(func(bgCtx context.Context) {
 		for _, b := range backends {
 			srv := t.byName[b.server]
 			if srv == nil || b.id == "" {
 				continue // removed from the config, or stateless (no session)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(bgCtx, 10*time.Second)
 			err := send(ctx, srv, b.id, version)
 			cancel()
 			if err != nil {
 				log.Warn("sending to backend session failed", "what", what, "server", srv.Name, "error", err)
 			}
 		}
-	}()
+	})
 }
 
 // backendVersion is the protocol version offered to backends: the one the

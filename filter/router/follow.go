@@ -167,7 +167,7 @@ func (f *follower) apply(feed *config.Revocations) {
 	}
 	f.r.Metrics.RevocationsApplied.Add(int64(n))
 	if len(dropped) > 0 && t != nil {
-		go t.closeBackends(f.r.init, dropped)
+		f.r.closeBackends(t, dropped)
 	}
 }
 
@@ -188,10 +188,9 @@ func (r *Router) follow(brokerURL string) {
 	}
 }
 
-// Close stops the router's background work (the revocation feed follower)
-// and waits for it. Requests may still be decided afterwards, with what the
-// router knew by then; Apply no longer starts a follower.
-func (r *Router) Close() {
+// stopFollowing stops the revocation feed follower for good and waits for
+// it: Apply no longer starts one (Router.Close).
+func (r *Router) stopFollowing() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true

@@ -85,15 +85,19 @@ func splitRelayID(id string) (server string, kind byte, rest string, ok bool) {
 	if colon <= 0 || colon > 4 || rest[0] == '0' {
 		return "", 0, "", false
 	}
+	// Only the length as the router writes it (strconv.AppendInt: no sign,
+	// no leading zero) and a server name a config can hold (valid UTF-8):
+	// nothing the router did not hand out (FuzzRelayID).
 	n := 0
-	for _, c := range []byte(rest[:colon]) {
-		if c < '0' || c > '9' {
+	for i := range colon {
+		d := rest[i]
+		if d < '0' || d > '9' {
 			return "", 0, "", false
 		}
-		n = n*10 + int(c-'0')
+		n = n*10 + int(d-'0')
 	}
 	rest = rest[colon+1:]
-	if n >= len(rest) {
+	if n >= len(rest) || !utf8.ValidString(rest[:n]) {
 		return "", 0, "", false
 	}
 	return rest[:n], rest[n], rest[n+1:], true

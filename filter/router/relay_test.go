@@ -37,8 +37,9 @@ func TestRelayIDRoundTrip(t *testing.T) {
 	}
 	for _, bad := range []string{"", "1", "mcpgw:", "mcpgw:x:an1", "mcpgw:0:n1", "mcpgw:5:abcn1",
 		"mcpgw:1:ax1", "mcpgw:1:an", "mcpgw:1:an1x", "mcpgw:1:an01", "mcpgw:99999:an1", "mcpgw:-1:an1",
-		// One spelling per id: the length as appendRelayID writes it.
-		"mcpgw:+1:an1", "mcpgw:01:an1", "mcpgw: 1:an1", "mcpgw:1 :an1"} {
+		// One spelling per id: the length as appendRelayID writes it, and a
+		// server name a config can hold (valid UTF-8).
+		"mcpgw:+1:an1", "mcpgw:01:an1", "mcpgw: 1:an1", "mcpgw:1 :an1", "mcpgw:1:\xffn1"} {
 		if _, _, _, ok := parseRelayID(bad); ok {
 			t.Errorf("parseRelayID(%q) accepted", bad)
 		}

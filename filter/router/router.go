@@ -38,7 +38,11 @@ type Router struct {
 	sessions *Sessions
 	init     *initializer
 	revoked  *revocations // terminated sessions (revocation.go)
-	Metrics  Metrics
+	// bg owns the goroutines the Router starts (background.go); ownClient
+	// is set when init's HTTP client is the Router's own.
+	bg        *background
+	ownClient bool
+	Metrics   Metrics
 
 	mu       sync.Mutex // guards follower and closed; Apply and Close
 	follower *follower  // the broker's revocation feed, nil without brokerURL
@@ -46,17 +50,19 @@ type Router struct {
 }
 
 // New returns a Router with no configuration; until Apply is called every
-// request gets RejectNotReady.
+// request gets RejectNotReady. Close stops its background work.
 func New(opts Options) *Router {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	client := opts.HTTPClient
+	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions), ownClient: client == nil}
 	if client == nil {
 		client = defaultHTTPClient()
 	}
-	r := &Router{log: log, sessions: newSessions(config.DefaultMaxSessions), revoked: newRevocations()}
+	r.revoked = newRevocations()
+	r.bg = r.sessions.bg
 	calls := *client
 	calls.Timeout = 0
 	r.init = &initializer{client: client, calls: &calls, log: log}

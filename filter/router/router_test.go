@@ -53,6 +53,7 @@ func newTestRouter(t testing.TB, name string) *Router {
 	t.Helper()
 	setTestEnv(t)
 	r := New(Options{HTTPClient: &http.Client{Transport: failingTransport{}}})
+	t.Cleanup(r.Close)
 	if name != "" {
 		if err := r.Apply(loadConfig(t, name)); err != nil {
 			t.Fatal(err)

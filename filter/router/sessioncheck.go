@@ -74,5 +74,5 @@ func (s *Stream) terminate() {
 	}
 	// Capture what the goroutine needs: the Stream itself may be Released
 	// and Init'ed for the adapter's next request while it runs.
-	go s.t.closeBackends(s.r.init, dropped)
+	s.r.closeBackends(s.t, dropped)
 }

@@ -16,6 +16,8 @@ type Sessions struct {
 
 	mu       sync.Mutex
 	inflight map[string]*pendingInit // key: gateway + "\x00" + server
+	// bg runs the opens (the Router's, which closes it).
+	bg *background
 }
 
 // gatewaySession holds the backend sessions of one gateway session. Few
@@ -39,7 +41,7 @@ type pendingInit struct {
 
 func newSessions(size int) *Sessions {
 	c, _ := lru.New[string, *gatewaySession](size) // only errors on size <= 0
-	return &Sessions{cache: c, inflight: map[string]*pendingInit{}}
+	return &Sessions{cache: c, inflight: map[string]*pendingInit{}, bg: newBackground()}
 }
 
 func (s *Sessions) resize(size int) {
@@ -127,12 +129,12 @@ func (s *Sessions) Drop(gateway string) []backendSession {
 // cancellation: a caller that goes away (its client hung up, its stream was
 // destroyed) returns at once with ctx's error, while the open completes for
 // the others and stores the session for the next call. open's HTTP client
-// timeout bounds it.
+// timeout bounds it, and Router.Close cancels it.
 func (s *Sessions) ensure(ctx context.Context, gateway, server string, open func(context.Context) (string, error)) (string, error) {
 	if id, ok := s.Get(gateway, server); ok {
 		return id, nil
 	}
-	p := s.pending(ctx, gateway, server, open)
+	p := s.pending(gateway, server, open)
 	select {
 	case <-p.done:
 		return p.id, p.err
@@ -143,7 +145,7 @@ func (s *Sessions) ensure(ctx context.Context, gateway, server string, open func
 
 // pending returns the in-flight open for (gateway, server), starting one if
 // there is none.
-func (s *Sessions) pending(ctx context.Context, gateway, server string, open func(context.Context) (string, error)) *pendingInit {
+func (s *Sessions) pending(gateway, server string, open func(context.Context) (string, error)) *pendingInit {
 	key := gateway + "\x00" + server
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,10 +161,8 @@ func (s *Sessions) pending(ctx context.Context, gateway, server string, open fun
 		return p
 	}
 	p := &pendingInit{done: make(chan struct{})}
-	s.inflight[key] = p
-	detached := context.WithoutCancel(ctx)
-	go func() {
-		p.id, p.err = open(detached)
+	started := s.bg.goOwned(func(bgCtx context.Context) {
+		p.id, p.err = open(bgCtx)
 		if p.err == nil {
 			s.Put(gateway, server, p.id)
 		}
@@ -170,6 +170,12 @@ func (s *Sessions) pending(ctx context.Context, gateway, server string, open fun
 		delete(s.inflight, key)
 		s.mu.Unlock()
 		close(p.done)
-	}()
+	})
+	if !started {
+		p.err = errRouterClosed
+		close(p.done)
+		return p
+	}
+	s.inflight[key] = p
 	return p
 }

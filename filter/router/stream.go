@@ -285,14 +285,17 @@ func isJSON(ct string) bool {
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
 }
 
-// closeBackends ends dropped backend sessions on their backends (call it on
-// a goroutine of its own: it does network I/O).
-func (t *table) closeBackends(in *initializer, dropped []backendSession) {
-	for _, b := range dropped {
-		if srv := t.byName[b.server]; srv != nil && b.id != "" {
-			in.close(context.Background(), srv, b.id)
+// closeBackends ends dropped backend sessions on their backends, on a
+// goroutine the Router owns (it does network I/O; Close cancels it).
+func (r *Router) closeBackends(t *table, dropped []backendSession) {
+	in := r.init
+	r.bg.goOwned(func(ctx context.Context) {
+		for _, b := range dropped {
+			if srv := t.byName[b.server]; srv != nil && b.id != "" {
+				in.close(ctx, srv, b.id)
+			}
 		}
-	}
+	})
 }
 
 // RequestBodyTooLarge reports whether n bytes of a request body still

@@ -3,20 +3,15 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mcpgw/mcpgw/filter/config"
 	"github.com/mcpgw/mcpgw/internal/testenv"
 	"github.com/mcpgw/mcpgw/tests/harness"
-	"github.com/mcpgw/mcpgw/tests/mcptest/tasks"
 )
 
 // Environment:
@@ -27,9 +22,6 @@ import (
 //
 // Each run is a subtest; `-run 'TestConformance/gateway$'` runs one.
 
-// everything-server is built from the go-sdk version in go.mod.
-const everythingServerPkg = "github.com/modelcontextprotocol/go-sdk/conformance/everything-server"
-
 type run struct {
 	name     string
 	suite    string   // suiteStable or suite2026
@@ -37,6 +29,9 @@ type run struct {
 	stateful bool     // everything-server -stateless=false
 	gateway  bool     // through Envoy + router + broker
 	prefix   string   // the backend's prefix in the gateway config
+	// stripped runs the everything-server with its tools and prompts
+	// registered without "test_" (buildEverythingServer).
+	stripped bool
 	// aliases are the backend's aliases in the gateway config.
 	aliases map[string]string
 	// tasks puts a second, task-capable backend behind the gateway (the
@@ -49,16 +44,26 @@ var runs = []run{
 	// Session-era revisions (2025-03-26 .. 2025-11-25), suite 0.1.16.
 	{name: "direct", suite: suiteStable, stateful: true},
 	{name: "gateway", suite: suiteStable, stateful: true, gateway: true},
-	// Prefixed, with aliases for the names the suite calls: they keep
-	// working, while every other name is only offered prefixed.
-	{name: "gateway-prefixed", suite: suiteStable, stateful: true, gateway: true, prefix: "ev_",
-		aliases: sameNames(stableSuiteNames...)},
+	// Prefixed for real: the backend registers simple_text, simple_prompt,
+	// ... and the gateway offers them as test_simple_text, ...: every
+	// name the suite calls is one the router (and, for completions, the
+	// broker) must strip to reach the backend. One listed name does not
+	// carry the prefix and keeps its own name by an alias (see
+	// baseline-gateway-prefixed.yml).
+	{name: "gateway-prefixed", suite: suiteStable, stateful: true, gateway: true, prefix: strippedPrefix,
+		stripped: true, aliases: sameNames(unprefixedSuiteNames...)},
 	// The stateless 2026-07-28 revision, suite 0.2.0-alpha.12.
 	{name: "direct-2026-07-28", suite: suite2026, extra: []string{"--requirements", "2026-07-28"}},
 	// Through the gateway the everything-server (unprefixed) has a
 	// task-capable neighbour, for the tasks extension's scenarios, which
 	// the everything-server does not implement (directly they fail).
 	{name: "gateway-2026-07-28", suite: suite2026, extra: []string{"--requirements", "2026-07-28"}, gateway: true, tasks: true},
+	// The same, prefixed for real as gateway-prefixed: the router strips
+	// "test_" in the body and in Mcp-Name of every stateless call to the
+	// everything-server. The tasks fixture's names (greet, slow_compute,
+	// ...) share no prefix: they stay aliases.
+	{name: "gateway-prefixed-2026-07-28", suite: suite2026, extra: []string{"--requirements", "2026-07-28"}, gateway: true,
+		tasks: true, prefix: strippedPrefix, stripped: true, aliases: sameNames(unprefixedSuiteNames...)},
 }
 
 // tasksSuiteNames are the tools the 2026-07-28 suite's tasks scenarios call
@@ -68,8 +73,8 @@ var tasksSuiteNames = []string{
 }
 
 // stableSuiteNames are the tool and prompt names the stable suite calls
-// (grep "test_" in its dist/index.js): fixed names, which a client of a
-// prefixed server can reach only through aliases.
+// (suiteCalls reads them from its dist/index.js and checks this list):
+// fixed names, all starting with "test_".
 var stableSuiteNames = []string{
 	"test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource",
 	"test_multiple_content_types", "test_tool_with_logging", "test_tool_with_progress",
@@ -78,6 +83,12 @@ var stableSuiteNames = []string{
 	"test_simple_prompt", "test_prompt_with_arguments", "test_prompt_with_embedded_resource",
 	"test_prompt_with_image",
 }
+
+// unprefixedSuiteNames are the names the stable suite looks for in the
+// lists without calling them, which do not start with "test_": the
+// json-schema-2020-12 scenario finds json_schema_2020_12_tool in
+// tools/list and checks its input schema.
+var unprefixedSuiteNames = []string{"json_schema_2020_12_tool"}
 
 // sameNames aliases each name to the backend's own of the same name.
 func sameNames(names ...string) map[string]string {
@@ -95,64 +106,80 @@ func TestConformance(t *testing.T) {
 	}
 	npm, err := install(root)
 	testenv.Require(t, err)
-	server := buildEverythingServer(t, root)
-
+	bin := t.TempDir()           // the servers, built once for every run
+	servers := map[bool]string{} // stripped or not -> binary
 	var summary []string
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
-			url := startEverythingServer(t, server, r.stateful)
+			if servers[r.stripped] == "" {
+				servers[r.stripped] = buildEverythingServer(t, root, bin, r.stripped)
+			}
+			url := startEverythingServer(t, servers[r.stripped], r.stateful)
+			var g *harness.Stack
 			if r.gateway {
-				url = startGateway(t, root, url, r, !r.stateful)
+				g = startGateway(t, root, url, r, !r.stateful)
+				url = fmt.Sprintf("http://localhost:%d/mcp", g.Envoy.Port)
 			}
-			out := outDir(t, r.name)
-			baseline := filepath.Join(root, "tests", "conformance", "baseline-"+r.name+".yml")
-			update := os.Getenv("MCPGW_CONFORMANCE_UPDATE") != ""
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-			defer cancel()
-			opts := runOptions{Suite: r.suite, URL: url, Extra: r.extra, OutDir: out}
-			if !update {
-				opts.Baseline = baseline
-			}
-			res, err := runSuite(ctx, npm, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			failing := failingScenarios(out)
-			line := fmt.Sprintf("%-20s Total: %d passed, %d failed (%d scenarios, failing: %s)",
-				r.name, res.Passed, res.Failed, len(res.Scenarios), strings.Join(failing, " "))
-			summary = append(summary, line)
-			t.Log(line)
-			if details := failureDetails(out); details != "" {
-				t.Logf("failed checks:\n%s", details)
-			}
-			if len(res.Scenarios) == 0 {
-				t.Fatalf("no scenario ran:\n%s", res.Output)
-			}
-			if update {
-				if err := writeBaseline(baseline, r, failing); err != nil {
-					t.Fatal(err)
-				}
-				t.Logf("wrote %s", baseline)
-				return
-			}
-			// The suite compares against the baseline itself: exit 0 iff
-			// every failing scenario is listed and every listed one fails.
-			if res.ExitErr != nil {
-				t.Errorf("conformance run %s does not match %s (%v); suite output:\n%s\n"+
-					"(MCPGW_CONFORMANCE_UPDATE=1 rewrites the baseline)", r.name, baseline, res.ExitErr, tail(res.Output, 40))
-			}
-			// Belt and braces: the same comparison on our side, so a suite
-			// that ignores an unknown flag cannot pass silently.
-			want, err := readBaseline(baseline)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(want, failing) {
-				t.Errorf("failing scenarios %v, baseline %s lists %v", failing, filepath.Base(baseline), want)
+			res, failing := runAndCheck(t, root, npm, r, url)
+			summary = append(summary, fmt.Sprintf("%-28s Total: %d passed, %d failed (%d scenarios, failing: %s)",
+				r.name, res.Passed, res.Failed, len(res.Scenarios), strings.Join(failing, " ")))
+			if g != nil {
+				checkRouted(t, g, npm, r)
 			}
 		})
 	}
 	t.Logf("conformance summary:\n%s", strings.Join(summary, "\n"))
+}
+
+// runAndCheck runs the suite of r against url and compares its failing
+// scenarios with r's baseline (or rewrites it, MCPGW_CONFORMANCE_UPDATE).
+func runAndCheck(t *testing.T, root, npm string, r run, url string) (*result, []string) {
+	t.Helper()
+	out := outDir(t, r.name)
+	baseline := filepath.Join(root, "tests", "conformance", "baseline-"+r.name+".yml")
+	update := os.Getenv("MCPGW_CONFORMANCE_UPDATE") != ""
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	opts := runOptions{Suite: r.suite, URL: url, Extra: r.extra, OutDir: out}
+	if !update {
+		opts.Baseline = baseline
+	}
+	res, err := runSuite(ctx, npm, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing := failingScenarios(out)
+	t.Logf("%s Total: %d passed, %d failed (%d scenarios, failing: %s)",
+		r.name, res.Passed, res.Failed, len(res.Scenarios), strings.Join(failing, " "))
+	if details := failureDetails(out); details != "" {
+		t.Logf("failed checks:\n%s", details)
+	}
+	if len(res.Scenarios) == 0 {
+		t.Fatalf("no scenario ran:\n%s", res.Output)
+	}
+	if update {
+		if err := writeBaseline(baseline, r.name, failing); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", baseline)
+		return res, failing
+	}
+	// The suite compares against the baseline itself: exit 0 iff
+	// every failing scenario is listed and every listed one fails.
+	if res.ExitErr != nil {
+		t.Errorf("conformance run %s does not match %s (%v); suite output:\n%s\n"+
+			"(MCPGW_CONFORMANCE_UPDATE=1 rewrites the baseline)", r.name, baseline, res.ExitErr, tail(res.Output, 40))
+	}
+	// Belt and braces: the same comparison on our side, so a suite
+	// that ignores an unknown flag cannot pass silently.
+	want, err := readBaseline(baseline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(want, failing) {
+		t.Errorf("failing scenarios %v, baseline %s lists %v", failing, filepath.Base(baseline), want)
+	}
+	return res, failing
 }
 
 func outDir(t *testing.T, name string) string {
@@ -177,115 +204,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// buildEverythingServer builds the go-sdk conformance server at the go-sdk
-// version this module requires.
-func buildEverythingServer(t *testing.T, root string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "everything-server")
-	cmd := exec.Command("go", "build", "-o", bin, everythingServerPkg)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", everythingServerPkg, err, out)
-	}
-	return bin
-}
-
-// startEverythingServer runs the server on a fresh loopback port until the
-// test ends and returns its MCP URL.
-func startEverythingServer(t *testing.T, bin string, stateful bool) string {
-	t.Helper()
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "-http", addr, fmt.Sprintf("-stateless=%t", !stateful))
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-done:
-			t.Fatalf("everything-server exited:\n%s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("everything-server not listening on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// The suite's DNS-rebinding scenario needs a localhost URL; the
-	// server accepts Host 127.0.0.1 and localhost alike.
-	return fmt.Sprintf("http://localhost:%d/mcp", port)
-}
-
-// startGateway starts Envoy with the router module and the broker in front
-// of backendURL, named by r's prefix and aliases, and returns the gateway's
-// MCP URL. stateless declares the backend as serving the stateless era
-// (config.Server.Stateless).
-func startGateway(t *testing.T, root, backendURL string, r run, stateless bool) string {
-	t.Helper()
-	envoyBin, err := harness.FindEnvoy(root)
-	testenv.Require(t, err)
-	moduleDir := harness.Module(t)
-	hostport := strings.TrimSuffix(strings.TrimPrefix(backendURL, "http://"), "/mcp")
-	_, port, err := harness.SplitHostPort(hostport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The router dials the backend by URL and sets :authority to Hostname:
-	// the everything-server refuses a non-loopback Host (DNS rebinding).
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
-	servers := []config.Server{{
-		Name: "conformance/everything", URL: "http://" + addr + "/mcp", Hostname: addr, Prefix: r.prefix,
-		Aliases: r.aliases, Stateless: stateless,
-	}}
-	if r.tasks {
-		url, stop, err := tasks.Serve(context.Background(), "127.0.0.1:0", tasks.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(stop)
-		host := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), tasks.Path)
-		servers = append(servers, config.Server{Name: "conformance/tasks", URL: url, Hostname: host,
-			Prefix: "tasks_", Aliases: sameNames(tasksSuiteNames...), Stateless: true})
-	}
-	if err := harness.WriteConfig(cfg, servers); err != nil {
-		t.Fatal(err)
-	}
-	stack, err := harness.StartStack(context.Background(), harness.StackOptions{
-		Root: root, EnvoyBinary: envoyBin, ModuleDir: moduleDir,
-		ConfigPath: cfg, WorkDir: dir, EnvoyLogLevel: "info",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stack.Close(); err != nil {
-			t.Errorf("stack close: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("envoy output (tail):\n%s", tail(stack.Envoy.Logs(), 60))
-		}
-	})
-	return fmt.Sprintf("http://localhost:%d/mcp", stack.Envoy.Port)
 }

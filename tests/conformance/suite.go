@@ -6,6 +6,23 @@
 // format): the test fails on a new failure and on a baseline entry that now
 // passes (stale baseline).
 //
+// A gateway run must also prove that the calls took the router's path: the
+// broker's fallback (which forwards tools/call and prompts/get over its own
+// backend sessions) would pass the same scenarios. After each gateway run
+// the test reads Envoy's and the broker's counters: the broker must have
+// proxied no tools/call or prompts/get, and the router must have routed
+// (and Envoy sent to the backends' cluster) at least as many requests as
+// the suite has call sites (checkRouted).
+//
+// The prefixed runs strip real prefixes: the backend is the everything-
+// server with its tools and prompts registered without "test_" (the only
+// change to its source), behind the gateway prefix "test_", so each name
+// the suite calls reaches the backend only once the router strips it. The
+// names that cannot be stripped, because they do not start with "test_",
+// keep an alias, and each baseline-*prefixed*.yml says which and why: the
+// one the stable suite looks up in tools/list (json_schema_2020_12_tool),
+// and the task-capable fixture's tools in the 2026-07-28 run.
+//
 // The suite's packages and a Node 22 runtime are pinned in
 // build/npm/conformance (package.json + package-lock.json) and installed
 // there with `npm ci` when missing or out of date.

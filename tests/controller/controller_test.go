@@ -168,7 +168,7 @@ func (e *env) checkIdempotent() {
 	idle.Spec.Enabled = ptr.To(false)
 	e.create(idle)
 	e.waitRegistration("idle", "off", accepted(metav1.ConditionFalse, v1alpha1.ReasonDisabled))
-	time.Sleep(time.Second) // several broker polls too
+	e.waitPolls(3) // and the passes of several broker polls
 	_, rv1, _ := e.secretData(configSecret)
 	_, rv2, _ := e.secretData(credentialsSecret)
 	if rv1 != rvConfig || rv2 != rvCreds {
@@ -247,7 +247,7 @@ func (e *env) checkCredentialOptIn() {
 	e.waitRegistration("a", "with-cred", accepted(metav1.ConditionFalse, v1alpha1.ReasonCredentialNotFound))
 	sec := credentialSecret("a", "tok", false, map[string]string{"token": "t0k"})
 	e.create(sec)
-	time.Sleep(500 * time.Millisecond)
+	e.waitPolls(2) // passes after the Secret appeared
 	e.waitRegistration("a", "with-cred", accepted(metav1.ConditionFalse, v1alpha1.ReasonCredentialNotFound))
 	update(e, sec, func(s *corev1.Secret) { s.Labels = map[string]string{controller.CredentialLabel: "true"} })
 	e.waitRegistration("a", "with-cred", accepted(metav1.ConditionTrue, v1alpha1.ReasonAccepted))

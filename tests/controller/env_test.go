@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,6 +226,22 @@ type fakeBroker struct {
 	mu        sync.Mutex
 	overrides map[string]controller.BrokerServer // by server name; URL and prefix come from the file
 	down      bool
+	// polls counts the controller's status polls: a test that checks that
+	// nothing happens waits for some (waitPolls) instead of sleeping.
+	polls atomic.Int64
+}
+
+// waitPolls waits until the controller has polled the broker n more times
+// than now, the last n of them answered (it polls one at a time).
+func (e *env) waitPolls(n int64) {
+	e.t.Helper()
+	from := e.broker.polls.Load()
+	eventually(e.t, fmt.Sprintf("%d broker polls", n), func() error {
+		if got := e.broker.polls.Load() - from; got <= n {
+			return fmt.Errorf("%d polls", got)
+		}
+		return nil
+	})
 }
 
 func newFakeBroker(configPath string) *fakeBroker {
@@ -246,6 +263,7 @@ func (b *fakeBroker) setDown(down bool) {
 }
 
 func (b *fakeBroker) serveStatus(w http.ResponseWriter, r *http.Request) {
+	b.polls.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if r.URL.Path != "/status" || b.down {

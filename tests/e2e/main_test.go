@@ -23,8 +23,10 @@ type backend struct {
 	name, prefix, addr, url string
 	srv                     *mcp.Server
 	opts                    *mcp.StreamableHTTPOptions // nil: go-sdk defaults
-	// wrap, if set, wraps the MCP handler (to observe requests).
+	// wrap, if set, wraps the MCP handler; observe, if set, sees each HTTP
+	// request before the server does.
 	wrap       func(http.Handler) http.Handler
+	observe    func(*http.Request)
 	credential *config.Credential // nil: none
 	stop       func()
 }
@@ -43,19 +45,7 @@ func (b *backend) start(t *testing.T) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	var url string
-	var stop func()
-	var err error
-	if b.wrap != nil {
-		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.srv }, b.opts)
-		url, stop, err = mcptest.ServeHandler(context.Background(), addr, b.wrap(h), func() {
-			for ss := range b.srv.Sessions() {
-				ss.Close()
-			}
-		})
-	} else {
-		url, stop, err = mcptest.ServeOptions(context.Background(), addr, b.srv, b.opts)
-	}
+	url, stop, err := b.serve(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +55,28 @@ func (b *backend) start(t *testing.T) {
 	if first {
 		t.Cleanup(func() { b.stop() }) // whichever life the backend is in by then
 	}
+}
+
+func (b *backend) serve(addr string) (string, func(), error) {
+	if b.wrap == nil && b.observe == nil {
+		return mcptest.ServeOptions(context.Background(), addr, b.srv, b.opts)
+	}
+	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.srv }, b.opts)
+	if b.wrap != nil {
+		h = b.wrap(h)
+	}
+	if b.observe != nil {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b.observe(r)
+			inner.ServeHTTP(w, r)
+		})
+	}
+	return mcptest.ServeHandler(context.Background(), addr, h, func() {
+		for ss := range b.srv.Sessions() {
+			ss.Close() // releases the hanging GET streams
+		}
+	})
 }
 
 // env is one running gateway with its backends. Its router follows the
@@ -99,6 +111,7 @@ func startEnv(t *testing.T, backends ...*backend) *env {
 	stack, err := harness.StartStack(context.Background(), harness.StackOptions{
 		Root: root, EnvoyBinary: envoyBin, ModuleDir: moduleDir,
 		ConfigPath: e.configPath, WorkDir: dir, EnvoyLogLevel: "info", BrokerListener: brokerLn,
+		WaitServers: true, // every backend was started above
 	})
 	if err != nil {
 		brokerLn.Close()

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -140,17 +141,30 @@ func TestCancellationReachesBackend(t *testing.T) {
 // the router sends to that backend session, and the call completes.
 func TestStreamResumption(t *testing.T) {
 	srv := mcptest.NewEchoServer("echo")
+	resumed := make(chan struct{}, 1) // the backend got the client's resuming GET
 	mcp.AddTool(srv, &mcp.Tool{Name: "poll", Description: "Ends its stream, then answers."},
 		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
 			if err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Data: "working"}); err != nil {
 				return nil, nil, err
 			}
 			req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: 50 * time.Millisecond})
-			time.Sleep(300 * time.Millisecond)
+			select { // answer on the resumed stream
+			case <-resumed:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
 		})
 	e := startEnv(t, &backend{name: "echo", prefix: "echo_", srv: srv,
-		opts: &mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)}})
+		opts: &mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)},
+		observe: func(r *http.Request) {
+			if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") != "" {
+				select {
+				case resumed <- struct{}{}:
+				default:
+				}
+			}
+		}})
 	cs := e.connect(t, nil, nil)
 	admin := e.stack.Envoy.AdminURL()
 	resumed0, err := harness.Counter(admin, "mcpgw.streams_resumed")

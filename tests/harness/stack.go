@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -46,6 +47,14 @@ type StackOptions struct {
 	// as gateway.brokerURL) listens first (ListenBroker) or fixes it.
 	BrokerListener net.Listener
 	BrokerAddr     string
+	// WaitServers makes StartStack also wait until the broker reports
+	// every server of the config ready (its MCP session with each is up,
+	// so their tools are listed), for a caller whose backends all serve
+	// before the stack starts. A stack with a server down on purpose must
+	// leave it unset.
+	WaitServers bool
+	// ReadyTimeout bounds each readiness wait (default 30s).
+	ReadyTimeout time.Duration
 }
 
 // Stack is a running gateway.
@@ -60,12 +69,19 @@ type Stack struct {
 	brokerMu     sync.Mutex
 	brokerCancel context.CancelFunc // nil while the broker is stopped
 	brokerDone   chan error
+	// brokerExited is closed when the running broker's Run has returned
+	// brokerErr (readiness waits watch it; StopBroker reads brokerDone).
+	brokerExited chan struct{}
+	brokerErr    error
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// StartStack starts the broker, then Envoy, and waits until both serve.
+// StartStack starts the broker, then Envoy, and waits until both serve:
+// the broker's /healthz answers (it has its config), Envoy's /ready does,
+// and a request through Envoy's listener reaches the broker (see
+// waitServing). With WaitServers it also waits for every backend.
 func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 	ports, err := freePorts(3)
 	if err != nil {
@@ -110,6 +126,10 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.waitServing(ctx, o); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w\nenvoy output:\n%s", err, s.Envoy.Logs())
+	}
 	return s, nil
 }
 
@@ -135,13 +155,25 @@ func (s *Stack) Close() error {
 // runBroker serves the broker on ln until StopBroker or Close.
 func (s *Stack) runBroker(ln net.Listener) {
 	ctx, cancel := context.WithCancel(s.ctx)
-	done := make(chan error, 1)
+	done, exited := make(chan error, 1), make(chan struct{})
 	s.brokerMu.Lock()
-	s.brokerCancel, s.brokerDone = cancel, done
+	s.brokerCancel, s.brokerDone, s.brokerExited = cancel, done, exited
 	s.brokerMu.Unlock()
 	opts := s.brokerOpts
 	opts.Listener = ln
-	go func() { done <- broker.Run(ctx, opts) }()
+	go func() {
+		err := broker.Run(ctx, opts)
+		s.brokerErr = err // read only after exited is closed
+		close(exited)
+		done <- err
+	}()
+}
+
+// exited is closed when the running broker has exited.
+func (s *Stack) exited() <-chan struct{} {
+	s.brokerMu.Lock()
+	defer s.brokerMu.Unlock()
+	return s.brokerExited
 }
 
 // StopBroker stops the broker, as a crash or a redeploy would: its client

@@ -51,9 +51,11 @@ var variants = []variant{
 	// (supportedProtocolVersions).
 	{name: "v2-session", wantProtocol: "2025-06-18"},
 	// ... versionNegotiation auto: probes server/discover, which the
-	// gateway answers with 2026-07-28, so the client goes stateless.
-	// Stateless calls to the session-era example backends go through the
-	// broker's own backend sessions (see README, "both eras").
+	// gateway answers with 2026-07-28, so the client goes stateless. The
+	// stateless variants run against backends that serve that era
+	// (config.Server.Stateless), so that the router routes their calls:
+	// to session-era backends they would go through the broker's own
+	// backend sessions (see README, "both eras").
 	{name: "v2-auto", wantProtocol: "2026-07-28"},
 	// ... versionNegotiation pinned to 2026-07-28.
 	{name: "v2-2026", wantProtocol: "2026-07-28"},
@@ -73,11 +75,12 @@ func TestTypeScriptClient(t *testing.T) {
 
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
-			g := startGateway(t, root, envoyBin, moduleDir)
+			g := startGateway(t, root, envoyBin, moduleDir, v.stateless())
 			start := time.Now()
 			s := runClient(t, npm, script, g, v.name)
 			t.Logf("%s: %s %s, protocol %s, %s", v.name, s.SDK, s.SDKVersion, s.ProtocolVersion, time.Since(start).Round(time.Millisecond))
 			problems := checkSummary(s, v)
+			problems = append(problems, checkRouted(g, s)...)
 			switch {
 			case v.gap == "":
 				for _, p := range problems {
@@ -92,6 +95,28 @@ func TestTypeScriptClient(t *testing.T) {
 	}
 }
 
+// stateless reports whether the variant's client speaks the stateless era.
+func (v variant) stateless() bool { return v.wantProtocol >= "2026-07-28" }
+
+// checkRouted returns a problem unless the client's tools/call and
+// prompts/get took the router's path (harness.Stack.CheckRouted): the
+// broker's fallback would give the client the same answers.
+func checkRouted(g *gateway, s *summary) []string {
+	var calls int64
+	for _, made := range []bool{s.Echo != nil, s.Add != nil, s.Prompt != nil} {
+		if made {
+			calls++
+		}
+	}
+	if calls == 0 {
+		return []string{"the client made no tools/call or prompts/get"}
+	}
+	if _, err := g.stack.CheckRouted(calls); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
+}
+
 // gateway is Envoy + router + broker in front of an echo and a math server.
 type gateway struct {
 	url        string
@@ -99,7 +124,10 @@ type gateway struct {
 	stack      *harness.Stack
 }
 
-func startGateway(t *testing.T, root, envoyBin, moduleDir string) *gateway {
+// startGateway starts the gateway and its backends; stateless serves them
+// in the go-sdk's stateless mode (the 2026-07-28 era), declared so in the
+// config.
+func startGateway(t *testing.T, root, envoyBin, moduleDir string, stateless bool) *gateway {
 	t.Helper()
 	g := &gateway{echo: mcptest.NewEchoServer("echo"), math: mcptest.NewMathServer("math")}
 	var servers []config.Server
@@ -107,7 +135,8 @@ func startGateway(t *testing.T, root, envoyBin, moduleDir string) *gateway {
 		name, prefix string
 		srv          *mcp.Server
 	}{{"echo", "echo_", g.echo}, {"math", "math_", g.math}} {
-		url, stop, err := mcptest.Serve(context.Background(), "127.0.0.1:0", b.srv)
+		url, stop, err := mcptest.ServeOptions(context.Background(), "127.0.0.1:0", b.srv,
+			&mcp.StreamableHTTPOptions{Stateless: stateless})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +144,8 @@ func startGateway(t *testing.T, root, envoyBin, moduleDir string) *gateway {
 		// The :authority is the backend's own address: go-sdk servers bound
 		// to loopback refuse other Host headers (DNS-rebinding protection).
 		addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), mcptest.Path)
-		servers = append(servers, config.Server{Name: "interop/" + b.name, URL: url, Hostname: addr, Prefix: b.prefix})
+		servers = append(servers, config.Server{Name: "interop/" + b.name, URL: url, Hostname: addr, Prefix: b.prefix,
+			Stateless: stateless})
 	}
 	dir := t.TempDir()
 	configPath := filepath.Join(dir, "config.yaml")
@@ -125,6 +155,7 @@ func startGateway(t *testing.T, root, envoyBin, moduleDir string) *gateway {
 	stack, err := harness.StartStack(context.Background(), harness.StackOptions{
 		Root: root, EnvoyBinary: envoyBin, ModuleDir: moduleDir,
 		ConfigPath: configPath, WorkDir: dir, EnvoyLogLevel: "info",
+		WaitServers: true, // the client lists the tools first
 	})
 	if err != nil {
 		t.Fatal(err)

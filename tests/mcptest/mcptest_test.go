@@ -149,3 +149,23 @@ func TestRestartForgetsSessions(t *testing.T) {
 		t.Errorf("old session after restart: status %d, want 404", resp.StatusCode)
 	}
 }
+
+func TestCountRequests(t *testing.T) {
+	srv := NewEchoServer("e")
+	lists, calls := CountRequests(srv, "tools/list"), CountRequests(srv, "tools/call")
+	url, stop, err := Serve(t.Context(), "127.0.0.1:0", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	cs, _ := dial(t, url, nil)
+	for range 2 {
+		if _, err := cs.ListTools(t.Context(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call(t, cs, "whoami", nil)
+	if lists.Load() != 2 || calls.Load() != 1 {
+		t.Errorf("counted %d tools/list and %d tools/call, want 2 and 1", lists.Load(), calls.Load())
+	}
+}

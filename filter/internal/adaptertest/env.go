@@ -150,7 +150,12 @@ func NewBackend(t testing.TB) *Backend {
 			}
 		}
 	}))
-	t.Cleanup(b.Close)
+	t.Cleanup(func() {
+		b.Close()
+		for ss := range srv.Sessions() {
+			ss.Close() // the sessions the routers opened: nobody ends them
+		}
+	})
 	return b
 }
 
